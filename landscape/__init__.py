@@ -1,0 +1,3 @@
+"""landscape: a measurement-first loss-landscape toolkit for PyTorch."""
+
+__version__ = "0.1.0"
