@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny float64 models and data for reference checks."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from torch import nn
+
+# keep the suite predictable on a 2-core machine
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Never write into the user's cache directory from tests (data sets are cached per session)."""
+    cache = tmp_path_factory.getbasetemp() / "landscape-cache"
+    monkeypatch.setenv("LANDSCAPE_CACHE", str(cache))
+
+
+def tiny_bn_net(seed: int = 0, dropout: float = 0.0) -> nn.Module:
+    """A float64 MLP with BatchNorm (and optional dropout): 3 -> 5 -> 2."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = [nn.Linear(3, 5), nn.BatchNorm1d(5), nn.Tanh()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(5, 2))
+    model = nn.Sequential(*layers).double()
+    # non-trivial running statistics so that eval mode is distinguishable from train mode
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def tiny_data(n: int = 10, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 2, (n,), generator=g)
+    return x, y
+
+
+def snapshot(model: nn.Module) -> dict:
+    """Everything a measurement must not change, for bit-exact comparison."""
+    return {
+        "params": {n: p.detach().clone() for n, p in model.named_parameters()},
+        "buffers": {n: b.detach().clone() for n, b in model.named_buffers()},
+        "grads": {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()},
+        "training": [m.training for m in model.modules()],
+        "requires_grad": {n: p.requires_grad for n, p in model.named_parameters()},
+        "ids": [id(p) for p in model.parameters()] + [id(b) for b in model.buffers()],
+    }
+
+
+def assert_same_state(before: dict, after: dict) -> None:
+    assert before["training"] == after["training"]
+    assert before["requires_grad"] == after["requires_grad"]
+    assert before["ids"] == after["ids"]
+    for key in ("params", "buffers"):
+        assert before[key].keys() == after[key].keys()
+        for n in before[key]:
+            assert torch.equal(before[key][n], after[key][n]), f"{key} {n} changed"
+    for n, g in before["grads"].items():
+        if g is None:
+            assert after["grads"][n] is None, f"grad {n} appeared"
+        else:
+            assert torch.equal(g, after["grads"][n]), f"grad {n} changed"
