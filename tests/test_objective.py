@@ -273,7 +273,8 @@ BAD_CONSTRUCT = [
         "shape",
         lambda m: Objective(m, F.cross_entropy, (torch.zeros(4, 3), torch.zeros(5))),
         ValueError,
-        r"data\[0\]: expected inputs and targets with the same leading batch dimension, got inputs \(4, 3\) and targets \(5,\)",
+        r"data\[0\]: expected inputs and targets with the same leading batch dimension, "
+        r"got inputs \(4, 3\) and targets \(5,\)",
     ),
     (
         "zero-batch",
