@@ -1,0 +1,21 @@
+"""Sharpness estimators (SALR paper, §III): Keskar's ϕ (eq. 1), the two-sided S (eq. 2), the probe Ŝ
+(Definition 1) and its minibatch version (Algorithm 2).
+
+=====================  ==========================================================  ===========================
+function               quantity                                                    search
+=====================  ==========================================================  ===========================
+``keskar``             ϕ = [max_{C_ε(θ)} f − f(θ)] / (1 + f(θ))                     ball: projected gradient
+                                                                                   ascent; box: L-BFGS-B
+``two_sided``          S = max_{B_ε(θ)} f − min_{B_ε(θ)} f                           projected gradient steps
+``probe``              Ŝ = f(θ⁺) − f(θ⁻), normalized full gradients                 Definition 1
+``stochastic_probe``   Ŝ on a minibatch, per-example normalized gradients           Algorithm 2
+=====================  ==========================================================  ===========================
+"""
+
+from .keskar import keskar
+from .probe import probe
+from .result import SharpnessResult
+from .stochastic import stochastic_probe
+from .two_sided import two_sided
+
+__all__ = ["SharpnessResult", "keskar", "probe", "stochastic_probe", "two_sided"]
