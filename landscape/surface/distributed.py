@@ -1,0 +1,80 @@
+"""Grid points split across processes with ``torch.distributed``.
+
+Run the same script under ``torchrun``::
+
+    torchrun --standalone --nproc_per_node=2 my_surface.py
+
+and every surface function (``plane``, ``line``, ``random_plane``, ``random_line``) splits the grid points
+across the ranks (rank r evaluates the remaining points r, r + W, r + 2W, ...), then combines the values
+with one ``all_reduce`` (each rank contributes zeros for points it did not evaluate, so the sum is exact).
+Each point is computed by the same code from the same inputs as in one process, so the result is the same.
+
+If torch.distributed is not initialized but ``WORLD_SIZE > 1`` is set (torchrun sets it), the process group
+is initialized here: ``gloo`` for CPU objectives, ``nccl`` for CUDA ones. It is left initialized for later
+surfaces; call :func:`shutdown` at the end of the script to tear it down.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+__all__ = ["active", "barrier", "rank_and_world", "shutdown", "sum_across"]
+
+
+def _dist():
+    import torch.distributed as dist
+
+    return dist
+
+
+def active(device: torch.device, enabled: bool | None = None) -> bool:
+    """Whether to split work: ``enabled=None`` means "if initialized or if ``WORLD_SIZE > 1``".
+
+    Initializes the default process group from the environment when needed (gloo on CPU, nccl on CUDA)."""
+    if enabled is False or not torch.distributed.is_available():
+        return False
+    dist = _dist()
+    if dist.is_initialized():
+        return dist.get_world_size() > 1
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return False
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def rank_and_world(on: bool) -> tuple[int, int]:
+    """(rank, world size); ``(0, 1)`` when not distributed."""
+    if not on:
+        return 0, 1
+    dist = _dist()
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _reduce_device(device: torch.device) -> torch.device:
+    return device if _dist().get_backend() == "nccl" else torch.device("cpu")
+
+
+def sum_across(values: np.ndarray, device: torch.device) -> np.ndarray:
+    """Element-wise sum over ranks (float64, one ``all_reduce``)."""
+    t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64)).to(_reduce_device(device))
+    _dist().all_reduce(t)
+    return t.cpu().numpy()
+
+
+def barrier(device: torch.device) -> None:
+    """All ranks wait here (a tiny ``all_reduce``, which works on every backend)."""
+    t = torch.zeros(1, device=_reduce_device(device))
+    _dist().all_reduce(t)
+
+
+def shutdown() -> None:
+    """Destroy the default process group if one is initialized."""
+    if torch.distributed.is_available() and _dist().is_initialized():
+        _dist().destroy_process_group()

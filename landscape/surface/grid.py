@@ -1,0 +1,262 @@
+"""The evaluation loop shared by every surface: f at θ_k = origin + Σ_i c_{k,i}·d_i for a list of points k.
+
+What makes it fast (measured in ``docs/benchmarks/surface.md``):
+
+* the objectives' batches are on the device once (``Objective`` caches them);
+* no model copy and no ``load_state_dict`` per point: one reusable parameter dict is overwritten with
+  ``torch._foreach_copy_`` / ``torch._foreach_add_`` and passed to ``functional_call``;
+* ``torch.no_grad``; losses and correct counts stay device tensors (``Objective.evaluate_tensors``) and are
+  copied to the host once per checkpoint (every ``checkpoint_every`` seconds), not once per point.
+
+Points listed in ``exact`` are evaluated at the given weights instead of their reconstruction from the
+coordinates, so a plane's defining points get exactly ``obj.loss(w)`` (Gram–Schmidt coordinates reproduce
+them only up to rounding).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import params as P
+from .._checks import check_params_like, check_positive, check_type, fail
+from ..objective import Cost, Objective
+from . import distributed as D
+from .store import SurfaceStore, fingerprint
+
+__all__ = ["COLUMNS", "evaluate_points"]
+
+COLUMNS = ("train_loss", "train_correct", "test_loss", "test_correct")
+
+
+def _bn_objective(obj: Objective, bn_data: Any) -> Objective | None:
+    if bn_data is None or bn_data is False:
+        return None
+    if obj.is_function:
+        fail("bn_data", "None for an objective built from a function", bn_data)
+    if bn_data is True:
+        return obj
+    return Objective(obj.model, obj.loss_fn, bn_data, device=obj.device)
+
+
+def _data_key(o: Objective | None) -> Any:
+    if o is None:
+        return None
+    if o.is_function:
+        return {"function": repr(o._fn), "x0": o._x0}
+    extra = {n: p for n, p in o.model.named_parameters() if n not in set(o.names)}
+    return {
+        "loss_fn": getattr(o.loss_fn, "__qualname__", type(o.loss_fn).__qualname__),
+        "mode": o.mode,
+        "n": o.num_samples,
+        "batches": [list(b) for b in o.batches],
+        "buffers": dict(o.model.named_buffers()),
+        "frozen": extra,
+    }
+
+
+def _to_host(pending: list[tuple[int, torch.Tensor, Any, Any, Any]], values: np.ndarray, done: np.ndarray) -> None:
+    """Copy pending device results into ``values`` (one stack + one device→host copy per column)."""
+    if not pending:
+        return
+    idx = np.array([p[0] for p in pending], dtype=np.int64)
+    for col in range(4):
+        ts = [p[1 + col] for p in pending]
+        if ts[0] is None:
+            values[idx, col] = np.nan
+        else:
+            values[idx, col] = torch.stack([t.to(torch.float64) for t in ts]).cpu().numpy()
+    done[idx] = True
+    pending.clear()
+
+
+def _check_finite(values: np.ndarray, done: np.ndarray, coords: np.ndarray, checks: Sequence[tuple[int, str]]) -> None:
+    for col, name in checks:
+        bad = np.flatnonzero(done & ~np.isfinite(values[:, col]))
+        if bad.size:
+            k = int(bad[0])
+            where = ", ".join(f"{c:.4g}" for c in coords[k])
+            fail(
+                name,
+                "a finite value at every grid point (pass check_finite=False to the Objective to keep them)",
+                f"{values[k, col]} at {bad.size} point(s), first at point {k} (coordinates ({where}))",
+                raw=True,
+            )
+
+
+def evaluate_points(
+    obj: Objective,
+    origin: Mapping[str, torch.Tensor],
+    directions: Sequence[Mapping[str, torch.Tensor]],
+    coords: np.ndarray,
+    *,
+    exact: Mapping[int, Mapping[str, torch.Tensor]] | None = None,
+    test: Objective | None = None,
+    bn_data: Any = None,
+    store: Any = None,
+    checkpoint_every: float = 10.0,
+    progress: bool = True,
+    distributed: bool | None = None,
+    desc: str = "surface",
+    key: Any = None,
+) -> tuple[dict[str, np.ndarray | None], Cost, float]:
+    """Evaluate train (and test) loss and error at ``origin + coords[k] @ directions`` for every k.
+
+    Args:
+        obj: the training objective.
+        origin, directions: weight dicts keyed like ``obj.names``.
+        coords: ``(n_points, len(directions))`` coordinates (float64).
+        exact: ``{k: weights}`` for points evaluated at the given weights instead of their reconstruction.
+        test: optional second objective (test loss and error).
+        bn_data: ``None`` (use the model's BatchNorm statistics), ``True`` (recompute them at every point from
+            ``obj``'s data) or data to recompute them from, with ``Objective.recompute_bn``.
+        store: a directory for partial results (resumable), or ``None``.
+        checkpoint_every: seconds between writes to the store (0: after every point).
+        progress: show a tqdm bar.
+        distributed: split points across torch.distributed ranks (``None``: when initialized or
+            ``WORLD_SIZE > 1``).
+        desc: progress-bar label.
+        key: extra settings that change the values (part of the store's fingerprint).
+
+    Returns:
+        ``({"train_loss", "train_error", "test_loss", "test_error"} → (n_points,) arrays or None``,
+        cost, seconds).
+    """
+    check_type("obj", obj, Objective, "an Objective")
+    if test is not None:
+        check_type("test", test, Objective, "an Objective or None")
+        if sorted(test.names) != sorted(obj.names):
+            missing = sorted(set(obj.names) - set(test.names))[:3]
+            extra = sorted(set(test.names) - set(obj.names))[:3]
+            fail(
+                "test",
+                "an Objective over the same trainable parameter names as obj",
+                f"missing {missing}, extra {extra}",
+                raw=True,
+            )
+    checkpoint_every = check_positive("checkpoint_every", checkpoint_every, allow_zero=True)
+    coords = np.asarray(coords, dtype=np.float64)
+    n_points = coords.shape[0]
+    if coords.ndim != 2 or n_points == 0 or coords.shape[1] != len(directions):
+        fail("grid", f"a non-empty grid of points with {len(directions)} coordinates each", coords, raw=False)
+    exact = dict(exact or {})
+    bn_obj = _bn_objective(obj, bn_data)
+    on = D.active(obj.device, distributed)
+    rank, world = D.rank_and_world(on)
+
+    t0 = time.perf_counter()
+    done = np.zeros(n_points, dtype=bool)
+    values = np.full((n_points, 4), np.nan, dtype=np.float64)
+    saver = None
+    if store is not None:
+        fp = fingerprint(
+            coords=coords,
+            origin=dict(origin),
+            directions=[dict(d) for d in directions],
+            exact={int(k): dict(v) for k, v in exact.items()},
+            train=_data_key(obj),
+            test=_data_key(test),
+            test_is_train=test is obj,
+            bn=_data_key(bn_obj),
+            key=key,
+        )
+        saver = SurfaceStore(store, fingerprint=fp, n_points=n_points, columns=list(COLUMNS), rank=rank)
+        done, values = saver.open()
+        if on:
+            D.barrier(obj.device)  # every rank has read the same parts before anyone writes
+    loaded = done.copy()
+    todo = np.flatnonzero(~done)[rank::world]
+    new_mask = np.zeros(n_points, dtype=bool)
+
+    keys = obj.names
+    buf = {k: origin[k].detach().clone() for k in keys}
+    buf_vals = [buf[k] for k in keys]
+    origin_vals = [origin[k].detach() for k in keys]
+    dir_vals = [[d[k].detach() for k in keys] for d in directions]
+    objs = [o for o in (obj, test, bn_obj) if o is not None]
+    objs = [o for i, o in enumerate(objs) if all(o is not p for p in objs[:i])]
+    checks = [(0, "train_loss")] if obj.check_finite else []
+    if test is not None and test.check_finite:
+        checks.append((2, "test_loss"))
+
+    pending: list[tuple[int, Any, Any, Any, Any]] = []
+    bar = None
+    if progress and len(todo):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=desc, leave=False)
+    last = time.perf_counter()
+    start_cost = [o.cost.copy() for o in objs]
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.no_grad())
+            for k in todo:
+                k = int(k)
+                p = exact.get(k)
+                if p is None:
+                    torch._foreach_copy_(buf_vals, origin_vals)
+                    for c, dv in zip(coords[k], dir_vals):
+                        torch._foreach_add_(buf_vals, dv, alpha=float(c))
+                    p = buf
+                bufs = bn_obj.recompute_bn(p) if bn_obj is not None else None
+                loss, correct = obj.evaluate_tensors(p, buffers=bufs)
+                t_loss = t_correct = None
+                if test is not None:
+                    t_loss, t_correct = test.evaluate_tensors(p, buffers=bufs)
+                pending.append((k, loss, correct, t_loss, t_correct))
+                new_mask[k] = True
+                if bar is not None:
+                    bar.update(1)
+                if saver is not None and time.perf_counter() - last >= checkpoint_every:
+                    _to_host(pending, values, done)
+                    saver.write(done, values)
+                    last = time.perf_counter()
+                    if not on:
+                        _check_finite(values, done, coords, checks)
+    finally:
+        if bar is not None:
+            bar.close()
+        _to_host(pending, values, done)
+        if saver is not None:
+            saver.write(done, values)
+    if on:
+        local = np.where(new_mask[:, None], values, 0.0)
+        summed = D.sum_across(local, obj.device)
+        values = np.where(loaded[:, None], values, summed)
+        done = np.ones(n_points, dtype=bool)
+        if saver is not None and rank == 0:
+            saver.write(done, values)
+    _check_finite(values, done, coords, checks)
+    cost = Cost()
+    for o, c0 in zip(objs, start_cost):
+        cost = cost + (o.cost - c0)
+    seconds = time.perf_counter() - t0
+    cost.seconds = seconds
+
+    def error(col: int, o: Objective | None) -> np.ndarray | None:
+        if o is None or np.isnan(values[:, col]).all():
+            return None
+        return 1.0 - values[:, col] / o.num_samples
+
+    out = {
+        "train_loss": values[:, 0].copy(),
+        "train_error": error(1, obj),
+        "test_loss": values[:, 2].copy() if test is not None else None,
+        "test_error": error(3, test),
+    }
+    return out, cost, seconds
+
+
+def prepare_points(obj: Objective, points: Sequence[tuple[str, Any]]) -> list[P.Params]:
+    """Validate weight dicts against ``obj`` and move them to its device and dtype (detached copies)."""
+    ref = obj.point()
+    out = []
+    for name, w in points:
+        check_params_like(name, w, ref)
+        out.append({k: w[k].detach().to(device=ref[k].device, dtype=ref[k].dtype).clone() for k in ref})
+    return out
