@@ -1,0 +1,225 @@
+"""Extreme eigenvalues and eigenvectors of the Hessian: Lanczos (default) and PyHessian's power iteration.
+
+Lanczos (:mod:`landscape.hessian.lanczos`, full reorthogonalization) stops when the k wanted Ritz pairs
+(θ_i, y_i) have residuals ‖H y_i − θ_i y_i‖ = β_m|s_i[m]| ≤ tol·max|θ|. The eigenvalue error is then at most
+the residual and, for an isolated eigenvalue, about residual²/gap (Parlett 1998, §11.7): far smaller than
+power iteration's error at the same number of products.
+
+Power iteration with deflation follows PyHessian (Yao, Gholami, Keutzer, Mahoney, "PyHessian: Neural Networks
+Through the Lens of the Hessian", 2020, Alg. 1): for each of the k eigenvalues, from a random unit vector,
+repeat v ← v orthonormalized against the eigenvectors already found, λ ← vᵀHv, v ← Hv/‖Hv‖, until
+|λ_new − λ_old|/(|λ_old| + 1e-6) < tol. It finds the eigenvalues of largest *magnitude*; ``which="smallest"``
+runs it on H − |λ_max|·I, whose largest-magnitude eigenvalues are the most negative ones of H, shifted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from .._checks import check_choice, check_int, check_positive, fail
+from .._state import preserve_state
+from ..objective import Objective
+from .hvp import HessianOperator
+from .lanczos import LanczosRuns, ritz
+from .results import EigenResult
+
+__all__ = ["top_eigenvalues"]
+
+
+def _default_tol(method: str, dtype: torch.dtype) -> float:
+    if method == "power":
+        return 1e-3  # PyHessian's default
+    return 1e-10 if dtype == torch.float64 else 1e-4
+
+
+def _progress(enabled: bool, total: int, desc: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False)
+
+
+def _lanczos(op: HessianOperator, k: int, which: str, tol: float, max_iter: int, seed: int, progress: bool):
+    steps = min(max_iter, op.dim)
+    runs = LanczosRuns(op.matmat, op.random(1, seed), steps, on_breakdown="restart", seed=seed)
+    bar = _progress(progress, steps, "lanczos")
+    converged = False
+    while True:
+        more = runs.step()
+        if bar is not None:
+            bar.update(1)
+        m = runs.steps[0]
+        if m >= k:
+            theta, S, res = ritz(runs, 0)
+            order = torch.arange(m - 1, m - 1 - k, -1) if which == "largest" else torch.arange(k)
+            scale = float(theta.abs().max())
+            converged = bool((res[order] <= tol * max(scale, 1e-300)).all())
+            if converged or not more:
+                break
+        elif not more:
+            break
+    if bar is not None:
+        bar.close()
+    if m < k:
+        fail("max_iter", f"at least k={k} Lanczos steps", f"{m} steps", raw=True)
+    Q = runs.basis[0, :m]
+    vectors = (Q.T @ S[:, order].to(Q.device)).T
+    return (
+        [float(v) for v in theta[order]],
+        [op.to_params(y) for y in vectors],
+        [float(r) for r in res[order]],
+        converged or m >= op.dim,
+        [m],
+    )
+
+
+def _power(op: HessianOperator, k: int, tol: float, max_iter: int, seed: int, shift: float, progress: bool):
+    found: list[torch.Tensor] = []
+    values, residuals, iterations = [], [], []
+    converged = True
+    bar = _progress(progress, k * max_iter, "power")
+    for idx in range(k):
+        v = op.random(1, seed + idx)[:, 0]
+        v = v / torch.linalg.vector_norm(v)
+        lam = None
+        res = float("nan")
+        ok = False
+        it = 0
+        for it in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
+            for u in found:
+                v = v - (u @ v) * u
+            v = v / torch.linalg.vector_norm(v)
+            hv = op.matvec(v) - shift * v
+            tmp = float(v @ hv)
+            res = float(torch.linalg.vector_norm(hv - tmp * v))
+            v = hv / torch.linalg.vector_norm(hv)
+            if bar is not None:
+                bar.update(1)
+            if lam is not None and abs(lam - tmp) / (abs(lam) + 1e-6) < tol:
+                lam = tmp
+                ok = True
+                break
+            lam = tmp
+        converged = converged and ok
+        found.append(v)
+        values.append(lam + shift)
+        residuals.append(res)
+        iterations.append(it)
+    if bar is not None:
+        bar.close()
+    return values, [op.to_params(u) for u in found], residuals, converged, iterations
+
+
+def top_eigenvalues(
+    obj: Objective,
+    k: int = 1,
+    *,
+    method: str = "lanczos",
+    which: str = "largest",
+    tol: float | None = None,
+    max_iter: int | None = None,
+    seed: int = 0,
+    params: Mapping[str, torch.Tensor] | None = None,
+    layers: Sequence[str] | str | None = None,
+    backend: str = "native",
+    graph: str = "auto",
+    progress: bool = False,
+) -> EigenResult:
+    """The k largest (or most negative) eigenvalues of H(θ) and their eigenvectors.
+
+    Args:
+        obj: the objective (the Hessian is that of its sample-weighted mean loss over all its data).
+        k: how many eigenpairs (1 ≤ k < dimension).
+        method: ``"lanczos"`` (default; full reorthogonalization) or ``"power"`` (PyHessian's power
+            iteration with deflation; largest magnitude).
+        which: ``"largest"`` (algebraically largest for Lanczos) or ``"smallest"`` (most negative).
+        tol: Lanczos: residual tolerance relative to max|θ| (default 1e-10 in float64, 1e-4 in float32);
+            power: relative change of λ between iterations (default 1e-3, PyHessian's).
+        max_iter: Lanczos: largest Krylov dimension (default min(dim, max(100, 10k))); power: iterations per
+            eigenvalue (default 100, PyHessian's).
+        seed: start vector(s).
+        params: the point θ (default: the model's parameters).
+        layers: parameter names or prefixes: the spectrum of that principal sub-Hessian.
+        backend: ``"native"`` or ``"pyhessian"`` (the PyHessian package's power iteration, for side-by-side
+            checks; requires ``method="power"``, ``which="largest"``).
+        graph: HVP strategy, see :class:`~landscape.hessian.hvp.HessianOperator`.
+        progress: show a progress bar.
+
+    Returns:
+        :class:`EigenResult` with eigenvalues, eigenvectors (parameter dicts), residuals and cost.
+
+    Example:
+        >>> import torch, torch.nn.functional as F
+        >>> from landscape.objective import Objective
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+        >>> obj = Objective(model, F.cross_entropy, (torch.randn(32, 4).double(), torch.randint(0, 3, (32,))))
+        >>> res = top_eigenvalues(obj, k=3)
+        >>> len(res.eigenvalues), res.cost.hvps > 0
+        (3, True)
+    """
+    if not isinstance(obj, Objective):
+        fail("obj", "a landscape.Objective", obj, exc=TypeError)
+    check_choice("method", method, ("lanczos", "power"))
+    check_choice("which", which, ("largest", "smallest"))
+    check_choice("backend", backend, ("native", "pyhessian"))
+    check_int("k", k, minimum=1)
+    check_int("seed", seed, minimum=0)
+    op = HessianOperator(obj, params, layers=layers, graph=graph)
+    if k >= op.dim:
+        fail("k", f"an integer < the dimension of the Hessian ({op.dim})", k)
+    if tol is None:
+        tol = _default_tol(method, op.dtype)
+    check_positive("tol", tol)
+    if max_iter is None:
+        max_iter = 100 if method == "power" else min(op.dim, max(100, 10 * k))
+    check_int("max_iter", max_iter, minimum=1)
+    if method == "lanczos" and max_iter < k:
+        fail("max_iter", f"an integer >= k={k} for Lanczos (the Krylov dimension)", max_iter)
+    settings = {"k": k, "tol": tol, "max_iter": max_iter, "seed": seed, "layers": op.names if layers else None}
+    settings["graph"] = op.graph
+    if backend == "pyhessian":
+        from ._pyhessian import pyhessian_eigenvalues
+
+        if method != "power" or which != "largest":
+            fail(
+                "backend", "'native' for method='lanczos' or which='smallest' (PyHessian has power iteration)", backend
+            )
+        return pyhessian_eigenvalues(obj, op, k=k, tol=tol, max_iter=max_iter, seed=seed, settings=settings)
+
+    guard = preserve_state(obj.model) if obj.model is not None else _Null()
+    with guard, obj.track() as t:
+        try:
+            if method == "lanczos":
+                out = _lanczos(op, k, which, tol, max_iter, seed, progress)
+            else:
+                shift = 0.0
+                if which == "smallest":
+                    top = _power(op, 1, tol, max_iter, seed + 104729, 0.0, progress)
+                    shift = abs(top[0][0])
+                out = _power(op, k, tol, max_iter, seed, shift, progress)
+        finally:
+            op.release()
+    values, vectors, residuals, converged, iterations = out
+    return EigenResult(
+        eigenvalues=values,
+        eigenvectors=vectors,
+        residuals=residuals,
+        converged=converged,
+        iterations=iterations,
+        which=which,
+        method=method,
+        backend="native",
+        settings=settings,
+        cost=t.cost,
+    )
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

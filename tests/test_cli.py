@@ -1,0 +1,495 @@
+"""The ``landscape`` command line, called in-process (``landscape.cli.main``) and once as the installed script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from landscape.cli import main
+
+SUBCOMMANDS = [
+    ["demo"],
+    ["train"],
+    ["diagnose"],
+    ["surface"],
+    ["surface", "plane"],
+    ["surface", "line"],
+    ["surface", "random"],
+    ["toy"],
+]
+
+
+# ---------------------------------------------------------------------------------------------- factories
+def make_net(hidden: int = 8) -> nn.Module:
+    """A tiny classifier for MNIST-1D-shaped data (40 inputs, 10 classes); used as --model tests.test_cli:make_net."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(40, hidden), nn.Tanh(), nn.Linear(hidden, 10))
+
+
+def make_data():
+    """Small MNIST-1D-shaped random data; used as --data tests.test_cli:make_data."""
+    g = torch.Generator().manual_seed(0)
+    return {
+        "x_train": torch.randn(96, 40, generator=g),
+        "y_train": torch.randint(0, 10, (96,), generator=g),
+        "x_test": torch.randn(48, 40, generator=g),
+        "y_test": torch.randint(0, 10, (48,), generator=g),
+    }
+
+
+MODEL = "tests.test_cli:make_net"
+DATA = "tests.test_cli:make_data"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The tiny models here gain nothing from two threads, and lose much when the machine is loaded."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, pattern: str) -> None:
+    import re
+
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("landscape: error: "), err
+    assert re.search(pattern, lines[0]), lines[0]
+    assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------------- help
+def test_top_level_help(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for sub in ("demo", "train", "diagnose", "surface", "toy"):
+        assert sub in out
+
+
+@pytest.mark.parametrize("argv", SUBCOMMANDS, ids=lambda a: " ".join(a))
+def test_subcommand_help(capsys, argv):
+    code, out, _ = run(capsys, *argv, "--help")
+    assert code == 0
+    assert out.startswith("usage: landscape " + " ".join(argv))
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    code, _, err = run(capsys)
+    assert code == 2 and "usage: landscape" in err
+
+
+def test_version(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith("landscape ")
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("argv", "pattern"),
+    [
+        (["frobnicate"], r"invalid choice: 'frobnicate'"),
+        (["demo", "--seed", "x"], r"argument --seed: invalid int value"),
+        (["train"], r"required"),
+        (["train", "nosuchmethod", "--model", "mlp", "--data", "mnist1d"], r"argument METHOD: invalid choice"),
+        (["train", "sgd", "--model", "mlp", "--data", "mnist1d", "--budget", "0"], r"--budget: expected a positive"),
+        (["train", "sgd", "--model", "mlp", "--data", "mnist1d", "--lr", "-1"], r"--lr: expected a finite positive"),
+        (["train", "sgd", "--model", "mlp", "--data", "mnist1d", "--opt", "c2"], r"--opt: expected keyword arguments"),
+        (["diagnose"], r"required: CHECKPOINT"),
+        (["diagnose", "c.pt", "--model", "mlp"], r"required: --data"),
+        (["diagnose", "c.pt", "--model", "mlp", "--data", "mnist1d", "--epsilon", "0"], r"--epsilon: expected"),
+        (["diagnose", "c.pt", "--model", "mlp", "--data", "mnist1d", "--span", "nan"], r"--span: expected"),
+        (["diagnose", "c.pt", "--model", "mlp", "--data", "mnist1d", "--top-k", "0"], r"--top-k: expected a positive"),
+        (["surface"], r"expected a kind \(plane, line or random\)"),
+        (["surface", "plane", "a.pt", "b.pt", "--model", "mlp", "--data", "mnist1d"], r"CHECKPOINT"),
+        (
+            ["surface", "line", "a.pt", "b.pt", "--model", "m", "--data", "d", "--range", "1:-1"],
+            r"--range: expected LO:HI",
+        ),
+        (
+            ["surface", "line", "a.pt", "b.pt", "--model", "m", "--data", "d", "--range", "0:x"],
+            r"--range: expected LO:HI",
+        ),
+        (
+            ["surface", "line", "a.pt", "b.pt", "--model", "m", "--data", "d", "--points", "1"],
+            r"--points: expected an int",
+        ),
+        (["surface", "random", "a.pt", "--model", "m", "--data", "d", "--resolution", "1"], r"--resolution: expected"),
+        (["surface", "random", "a.pt", "--model", "m", "--data", "d", "--span", "-2"], r"--span: expected"),
+        (["toy", "nosuchdemo"], r"invalid choice: 'nosuchdemo'"),
+        (["toy", "--format", "gif"], r"invalid choice: 'gif'"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_bad_arguments_give_one_line_errors(capsys, argv, pattern):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert_one_line_error(code, err, pattern)
+
+
+def _save_net(path, hidden: int = 8):
+    torch.save(make_net(hidden).state_dict(), path)
+    return str(path)
+
+
+def test_diagnose_missing_checkpoint(capsys, tmp_path):
+    code, _, err = run(capsys, "diagnose", str(tmp_path / "none.pt"), "--model", MODEL, "--data", DATA)
+    assert_one_line_error(code, err, r"checkpoint: expected an existing file, got missing '.*none\.pt'")
+
+
+def test_diagnose_unknown_model(capsys, tmp_path):
+    ckpt = _save_net(tmp_path / "c.pt")
+    code, _, err = run(capsys, "diagnose", ckpt, "--model", "nosuchnet", "--data", DATA, "--out", str(tmp_path))
+    assert_one_line_error(code, err, r"--model: expected one of .*mlp.* or module:factory, got 'nosuchnet'")
+
+
+@pytest.mark.parametrize(
+    ("model", "pattern"),
+    [
+        ("no_such_module_xyz:make", r"--model: expected an importable module, got 'no_such_module_xyz'"),
+        ("tests.test_cli:nothing_here", r"--model: expected 'tests.test_cli' to define 'nothing_here'"),
+        ("tests.test_cli:MODEL", r"--model: expected 'tests.test_cli:MODEL' to name a callable"),
+        ("tests.test_cli:make_data", r"--model: expected tests.test_cli:make_data to return a torch.nn.Module"),
+        ("tests.test_cli:make_net:width=3", r"--model: expected arguments that tests.test_cli:make_net accepts"),
+        ("mlp:oops", r"--model: expected (one of|keyword arguments)"),
+    ],
+)
+def test_bad_model_specs(capsys, tmp_path, model, pattern):
+    ckpt = _save_net(tmp_path / "c.pt")
+    code, _, err = run(capsys, "diagnose", ckpt, "--model", model, "--data", DATA, "--out", str(tmp_path))
+    assert_one_line_error(code, err, pattern)
+
+
+@pytest.mark.parametrize(
+    ("data", "pattern"),
+    [
+        ("imagenet", r"--data: expected mnist1d, cifar10:DIR, cifar100:DIR or module:factory, got 'imagenet'"),
+        ("cifar10", r"--data: expected cifar10:DIR \(the directory holding the python pickles\), got .cifar10."),
+        ("cifar10:/no/such/dir", r"--data: expected an existing CIFAR directory, got missing '/no/such/dir'"),
+        ("tests.test_cli:make_net", r"--data: expected the factory to return"),
+    ],
+)
+def test_bad_data_specs(capsys, tmp_path, data, pattern):
+    ckpt = _save_net(tmp_path / "c.pt")
+    code, _, err = run(capsys, "diagnose", ckpt, "--model", MODEL, "--data", data, "--out", str(tmp_path))
+    assert_one_line_error(code, err, pattern)
+
+
+def test_diagnose_mismatched_checkpoint(capsys, tmp_path):
+    ckpt = _save_net(tmp_path / "c.pt", hidden=5)
+    code, _, err = run(capsys, "diagnose", ckpt, "--model", MODEL, "--data", DATA, "--out", str(tmp_path))
+    assert_one_line_error(code, err, r"checkpoint\['0.weight'\]: expected shape \(8, 40\), got shape \(5, 40\)")
+
+
+def test_diagnose_model_that_does_not_fit_the_data(capsys, tmp_path):
+    from landscape.models import build_model
+
+    ckpt = tmp_path / "cnn.pt"
+    torch.save(build_model("toy_cnn").state_dict(), ckpt)
+    code, _, err = run(capsys, "diagnose", str(ckpt), "--model", "toy_cnn", "--data", DATA, "--out", str(tmp_path))
+    assert code == 1
+    assert_one_line_error(code, err, r"RuntimeError: .*conv2d")
+
+
+def test_diagnose_refuses_malicious_checkpoint_without_running_it(capsys, tmp_path):
+    marker = tmp_path / "PWNED"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    ckpt = tmp_path / "evil.pt"
+    torch.save({"state_dict": make_net().state_dict(), "hook": Evil()}, ckpt)
+    code, _, err = run(capsys, "diagnose", str(ckpt), "--model", MODEL, "--data", DATA, "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, r"needs pickled code to load .* refused without running it")
+    assert not marker.exists()
+    assert not (tmp_path / "o").exists()
+
+
+def test_surface_missing_checkpoint(capsys, tmp_path):
+    a = _save_net(tmp_path / "a.pt")
+    code, _, err = run(capsys, "surface", "line", a, str(tmp_path / "b.pt"), "--model", MODEL, "--data", DATA)
+    assert_one_line_error(code, err, r"checkpoint: expected an existing file, got missing '.*b\.pt'")
+
+
+def test_surface_duplicate_points(capsys, tmp_path):
+    a = _save_net(tmp_path / "a.pt")
+    code, _, err = run(
+        capsys,
+        "surface",
+        "plane",
+        a,
+        a,
+        a,
+        "--model",
+        MODEL,
+        "--data",
+        DATA,
+        "--out",
+        str(tmp_path / "s"),
+        "--no-progress",
+    )
+    assert_one_line_error(code, err, r"w2: expected weights different from w1")
+
+
+# ---------------------------------------------------------------------------------------------- working paths
+def test_diagnose_end_to_end_json(capsys, tmp_path):
+    ckpt = _save_net(tmp_path / "c.pt")
+    out = tmp_path / "diag"
+    code, stdout, err = run(
+        capsys,
+        "diagnose",
+        ckpt,
+        "--model",
+        MODEL,
+        "--data",
+        DATA,
+        "--out",
+        str(out),
+        "--quick",
+        "--json",
+        "--resolution",
+        "5",
+        "--no-progress",
+    )
+    assert code == 0, err
+    metrics = json.loads(stdout)
+    for key in ("phi", "S", "S_hat"):
+        assert isinstance(metrics["sharpness"][key], float)
+    assert metrics["sharpness"]["S"] >= 0
+    assert len(metrics["hessian"]["top_eigenvalues"]) == 3
+    assert metrics["train"]["samples"] == 96 and metrics["test"]["samples"] == 48
+    assert (out / "report.html").is_file() and (out / "metrics.json").is_file()
+    assert json.loads((out / "metrics.json").read_text())["sharpness"]["phi"] == metrics["sharpness"]["phi"]
+    from landscape.report import referenced_paths
+
+    refs = referenced_paths(out / "report.html")
+    assert any(r.endswith("density.png") for r in refs)
+    assert all((out / r).is_file() for r in refs)
+
+
+def test_diagnose_matches_python_api(capsys, tmp_path):
+    """The CLI's numbers are those of the Python API on the same model and data."""
+    from landscape.diagnose import diagnose
+
+    ckpt = _save_net(tmp_path / "c.pt")
+    code, stdout, _ = run(
+        capsys,
+        "diagnose",
+        ckpt,
+        "--model",
+        MODEL,
+        "--data",
+        DATA,
+        "--out",
+        str(tmp_path / "d"),
+        "--quick",
+        "--json",
+        "--no-surface",
+        "--no-density",
+        "--batch-size",
+        "32",
+    )
+    assert code == 0
+    d = make_data()
+    batches = [(d["x_train"][i : i + 32], d["y_train"][i : i + 32]) for i in range(0, 96, 32)]
+    ref = diagnose(make_net(), batches, (d["x_test"], d["y_test"]), quick=True, surfaces=False, density=False)
+    got = json.loads(stdout)
+    assert got["sharpness"]["S_hat"] == pytest.approx(ref.metrics["sharpness"]["S_hat"], rel=1e-5)
+    assert got["hessian"]["top_eigenvalues"] == pytest.approx(ref.metrics["hessian"]["top_eigenvalues"], rel=1e-4)
+    assert got["test"]["accuracy"] == ref.metrics["test"]["accuracy"]
+
+
+def test_surface_line_and_random(capsys, tmp_path):
+    gen = torch.Generator().manual_seed(1)  # own generator: building a model reseeds the global one
+    a = _save_net(tmp_path / "a.pt")
+    other = make_net()
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=gen))
+    b = tmp_path / "b.pt"
+    torch.save(other.state_dict(), b)
+    out = tmp_path / "line"
+    code, stdout, err = run(
+        capsys,
+        "surface",
+        "line",
+        a,
+        str(b),
+        "--model",
+        MODEL,
+        "--data",
+        DATA,
+        "--out",
+        str(out),
+        "--points",
+        "5",
+        "--json",
+        "--no-progress",
+    )
+    assert code == 0, err
+    summary = json.loads(stdout)["summary"]
+    assert summary["kind"] == "line" and summary["train_loss"]["min"] > 0
+    for name in ("surface.npz", "surface.json", "surface.png", "surface.html"):
+        assert (out / name).stat().st_size > 0
+    c = tmp_path / "c.pt"
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=gen))
+    torch.save(other.state_dict(), c)
+    out3 = tmp_path / "plane"
+    code, stdout, err = run(
+        capsys,
+        "surface",
+        "plane",
+        a,
+        str(b),
+        str(c),
+        "--model",
+        MODEL,
+        "--data",
+        DATA,
+        "--out",
+        str(out3),
+        "--resolution",
+        "3",
+        "--json",
+        "--no-progress",
+    )
+    assert code == 0, err
+    assert json.loads(stdout)["summary"]["labels"][:3] == ["a", "b", "c"]
+    from landscape.surface import Surface2D
+
+    plane = Surface2D.load(out3 / "surface")
+    assert plane.test_error is not None and np.isfinite(plane.train_loss).all()
+    out2 = tmp_path / "random"
+    code, _, err = run(
+        capsys,
+        "surface",
+        "random",
+        a,
+        "--model",
+        MODEL,
+        "--data",
+        DATA,
+        "--out",
+        str(out2),
+        "--resolution",
+        "3",
+        "--no-progress",
+    )
+    assert code == 0, err
+    assert (out2 / "surface.png").is_file()
+
+
+TRAIN = ["--model", MODEL, "--data", DATA, "--budget", "30", "--batch-size", "16", "--no-progress"]
+
+
+@pytest.mark.parametrize("method", ["sgd", "swa", "salr-sgd", "sam"])
+def test_train_writes_final_weights_and_history(capsys, tmp_path, method):
+    out = tmp_path / method
+    opt = ["--opt", "c=5"] if method == "swa" else ["--opt", "c=2,n_descent=2,n_ascent=2"] if "salr" in method else []
+    code, stdout, err = run(capsys, "train", method, *TRAIN, "--out", str(out), "--json", *opt)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["method"] == method and 0 < summary["gradient_calls"] <= 30
+    assert 0 <= summary["test"]["accuracy"] <= 1
+    from landscape.checkpoint import load_into
+
+    net = load_into(make_net(), out / "final.pt")
+    assert not torch.equal(net[0].weight, make_net()[0].weight)  # trained
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == summary["iterations"]
+
+
+def test_train_resume_equals_uninterrupted(capsys, tmp_path):
+    """A run stopped mid-way (here by a callback raising) and resumed with --resume ends with the same weights."""
+    from landscape.checkpoint import load_state_dict
+    from landscape.optim import train
+
+    args = ["salr-sgd", *TRAIN, "--checkpoint-every", "2", "--opt", "c=2,n_descent=2,n_ascent=2"]
+    assert run(capsys, "train", *args, "--out", str(tmp_path / "full"))[0] == 0
+
+    def stop(it, info):
+        if it == 5:
+            raise KeyboardInterrupt
+
+    d = make_data()
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            "salr-sgd",
+            make_net(),
+            (d["x_train"], d["y_train"]),
+            test_data=(d["x_test"], d["y_test"]),
+            budget=30,
+            batch_size=16,
+            seed=0,
+            checkpoint=tmp_path / "cut" / "checkpoint.pt",
+            checkpoint_every=2,
+            progress=False,
+            callback=stop,
+            c=2,
+            n_descent=2,
+            n_ascent=2,
+        )
+    code, _, err = run(capsys, "train", *args, "--out", str(tmp_path / "cut"), "--resume")
+    assert code == 0, err
+    a, b = load_state_dict(tmp_path / "full" / "final.pt"), load_state_dict(tmp_path / "cut" / "final.pt")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_train_refuses_to_overwrite_without_resume(capsys, tmp_path):
+    assert run(capsys, "train", "sgd", *TRAIN, "--out", str(tmp_path))[0] == 0
+    code, _, err = run(capsys, "train", "sgd", *TRAIN, "--out", str(tmp_path))
+    assert_one_line_error(code, err, r"--out: expected a directory without a previous run's checkpoint.pt")
+
+
+def test_train_bad_option(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "sgd", *TRAIN, "--out", str(tmp_path), "--opt", "rho=0.1")
+    assert_one_line_error(code, err, r"options of 'sgd': expected names among .*, got unknown rho")
+
+
+def test_toy_salr(capsys, tmp_path):
+    code, stdout, err = run(capsys, "toy", "salr", "--out", str(tmp_path), "--format", "png", "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["summary"]["salr"]["steps"] > 0
+    assert (tmp_path / "toy_salr.png").stat().st_size > 1000
+
+
+# ---------------------------------------------------------------------------------------------- installed script
+@pytest.mark.skipif(shutil.which("landscape") is None, reason="the console script 'landscape' is not on PATH")
+def test_installed_console_script(tmp_path):
+    proc = subprocess.run(["landscape", "toy", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "usage: landscape toy" in proc.stdout
+    proc = subprocess.run(
+        ["landscape", "diagnose", str(tmp_path / "none.pt"), "--model", "mlp", "--data", "mnist1d"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("landscape: error: checkpoint: expected an existing file")
+    assert "Traceback" not in proc.stderr
+
+
+def test_module_entry_point():
+    proc = subprocess.run(
+        [sys.executable, "-m", "landscape.cli", "surface", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and "usage: landscape surface" in proc.stdout

@@ -1,0 +1,155 @@
+"""The equal-budget runner: gradient-call accounting, history, checkpoints and bit-identical resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from landscape.optim import METHODS, train
+
+from .conftest import tiny_bn_net
+
+
+def _data(n=40, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, generator=g, dtype=torch.float64), torch.randint(0, 2, (n,), generator=g)
+
+
+def _net(seed=0, dropout=0.0):
+    return tiny_bn_net(seed=seed, dropout=dropout)
+
+
+class _Kill(Exception):
+    pass
+
+
+def _killer(at):
+    def cb(it, info):
+        if it == at:
+            raise _Kill
+
+    return cb
+
+
+RESUME_CASES = [
+    ("swa", dict(swa_start=0.5, c=3)),
+    ("dswa", dict(swa_start=0.25, c=2, swa_lr_min=0.005)),
+    ("salr-sgd", dict(c=2, n_descent=2, n_ascent=2, gamma=0.01)),
+    ("entropy-sgd-salr", dict(c=2, n_descent=1, n_ascent=1, langevin_steps=2, noise=1e-3)),
+]
+
+
+@pytest.mark.parametrize(("method", "opts"), RESUME_CASES, ids=[m for m, _ in RESUME_CASES])
+def test_resume_equals_uninterrupted(tmp_path, method, opts):
+    x, y = _data()
+    full = _net(dropout=0.2)
+    ref = train(method, full, (x, y), budget=48, batch_size=8, progress=False, seed=3, **opts)
+    ckpt = tmp_path / "run.pt"
+    model = _net(dropout=0.2)
+    with pytest.raises(_Kill):
+        train(
+            method,
+            model,
+            (x, y),
+            budget=48,
+            batch_size=8,
+            progress=False,
+            seed=3,
+            checkpoint=ckpt,
+            checkpoint_every=4,
+            callback=_killer((3 * ref.iterations) // 4 + 1),
+            **opts,
+        )
+    torch.manual_seed(12345)  # a different global RNG state must not matter
+    fresh = _net(seed=9, dropout=0.2)  # the weights come from the checkpoint
+    res = train(method, fresh, (x, y), budget=48, batch_size=8, progress=False, seed=3, checkpoint=ckpt, **opts)
+    for (n, a), (_, b) in zip(full.state_dict().items(), fresh.state_dict().items()):
+        assert torch.equal(a, b), n
+    assert res.iterations == ref.iterations and res.grad_calls == ref.grad_calls
+    for k in ref.history:
+        assert torch.equal(ref.history[k], res.history[k]) or torch.allclose(
+            ref.history[k], res.history[k], equal_nan=True, rtol=0, atol=0
+        ), k
+    assert len(res.samples) == len(ref.samples)
+    state = torch.load(ckpt, weights_only=True)
+    assert state["iteration"] == ref.iterations
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_budget_and_history(method):
+    x, y = _data()
+    res = train(method, _net(), (x, y), budget=30, batch_size=8, progress=False, test_data=(x, y))
+    h = res.history
+    assert res.grad_calls <= 30
+    assert all(h[k].shape[0] == res.iterations for k in ("loss", "lr", "sharpness", "grad_calls"))
+    assert int(h["grad_calls"][-1]) == res.grad_calls
+    per = {"sam": 2, "entropy-sgd": 5}.get(method, 1)
+    rounds = {"swa": 1, "dswa": 2, "tswa": 3}.get(method)
+    if rounds is not None:  # half the budget pre-SWA, the rest split into whole rounds (leftover unused)
+        assert res.iterations == 15 + rounds * (15 // rounds)
+        assert len(res.round_averages) == rounds
+    if method in ("sgd", "adam", "swa", "dswa", "tswa", "sam", "entropy-sgd"):
+        assert rounds is not None or res.iterations == 30 // per
+        assert torch.isnan(h["sharpness"]).all()
+    else:  # SALR: 1 (+ L) per step, + n_descent + n_ascent on every c-th
+        assert not torch.isnan(h["sharpness"][0]) and torch.isnan(h["sharpness"][1])
+    assert 0.0 <= res.test["error"] <= 1.0
+
+
+def test_salr_cost_accounting_matches_formula():
+    x, y = _data()
+    res = train("salr-sgd", _net(), (x, y), budget=100, batch_size=8, progress=False, c=3, n_descent=2, n_ascent=1)
+    k = res.iterations
+    spent = k + 3 * ((k + 2) // 3)  # 1 per step, +3 on k = 0, 3, 6, …
+    assert res.grad_calls == spent and spent <= 100 < spent + 1 + (3 if k % 3 == 0 else 0)
+
+
+def test_eval_every_and_save(tmp_path):
+    x, y = _data()
+    res = train(
+        "sgd",
+        _net(),
+        (x, y),
+        budget=12,
+        batch_size=8,
+        progress=False,
+        test_data=(x, y),
+        eval_every=4,
+        schedule="pre_swa",
+    )
+    assert res.history["test_iteration"].tolist() == [4, 8, 12]
+    assert res.history["lr"][0] == 0.05 and res.history["lr"][-1] == pytest.approx(0.0005)
+    res.save(tmp_path / "r")
+    back = type(res).load(tmp_path / "r")
+    assert torch.equal(back.history["loss"], res.history["loss"])
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    x, y = _data()
+    ckpt = tmp_path / "c.pt"
+    train("sgd", _net(), (x, y), budget=8, batch_size=8, progress=False, checkpoint=ckpt)
+    with pytest.raises(ValueError, match=r"checkpoint: expected a checkpoint of the same run \(method 'sgd'"):
+        train("sgd", _net(), (x, y), budget=8, batch_size=8, progress=False, checkpoint=ckpt, lr=0.2)
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "match"),
+    [
+        ("newton", {}, r"method: expected one of 'sgd', 'adam'"),
+        ("sgd", dict(budget=0), r"budget: expected an integer >= 1, got 0"),
+        ("sgd", dict(lr=-0.1), r"lr: expected a finite number >= 0, got -0.1"),
+        ("salr-sgd", dict(c=0), r"c: expected an integer >= 1, got 0"),
+        ("salr-sgd", dict(gamma=0.0), r"gamma: expected a finite number > 0, got 0.0"),
+        ("sam", dict(rho=-1.0), r"rho: expected a finite number > 0, got -1.0"),
+        ("swa", dict(c=0), r"c: expected an integer >= 1, got 0"),
+        ("swa", dict(swa_start=1.0), r"swa_start: expected a fraction of the budget in \[0, 1\), got 1.0"),
+        ("tswa", dict(budget=6, c=4), r"budget: expected at least c=4 SWA iterations per round"),
+        ("sgd", dict(rho=0.1), r"options of 'sgd': expected names among"),
+    ],
+    ids=["method", "budget", "lr", "c", "gamma", "rho", "swa-c", "swa-start", "swa-budget", "unknown"],
+)
+def test_bad_arguments(method, kwargs, match):
+    args = dict(budget=20, batch_size=8, progress=False)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        train(method, _net(), _data(), **args)
