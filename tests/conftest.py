@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 from torch import nn
 
-# keep the suite predictable on a 2-core machine
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One intra-op thread per test process: the suite runs with one pytest-xdist worker per core, and on a loaded
+# 2-core machine two OpenMP threads per process made tiny ops wait for a core (measured ~12 ms per op).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
