@@ -8,10 +8,13 @@ starting at θ_k (θ⁽⁰⁾₊ = θ⁽⁰⁾₋ = θ_k):
 
     Ŝ_k = (1/|B|) Σ_j f_j(θ₊) − (1/|B|) Σ_j f_j(θ₋)
 
-Each step direction is the mean of the *per-example* gradients, each divided by its own norm, computed with
-``torch.func.vmap`` over ``torch.func.grad`` (BatchNorm and dropout in eval mode: per-example gradients are
-not defined for batch statistics). An example whose gradient is exactly zero contributes zero (its norm is
-clamped to the smallest normal number). ``normalize="batch"`` is the cheaper documented variant: one batch
+Each step direction is the mean of the *per-example* gradients, each divided by its own norm (BatchNorm and
+dropout in eval mode: per-example gradients are not defined for batch statistics). By default
+(``method="auto"``) it is computed without materializing per-example gradients: d = ∇(Σ_j w_j ℓ_j) with
+w_j = 1/(|B|‖∇ℓ_j‖), the norms from per-layer "ghost norms" (:mod:`landscape.sharpness._ghost`); models with
+layers it does not cover use ``torch.func.vmap`` over ``torch.func.grad`` (``method="vmap"``).
+An example whose gradient is exactly zero contributes zero (its norm is clamped to the smallest normal
+number). ``normalize="batch"`` is the cheaper documented variant: one batch
 gradient per step, divided by its norm (Definition 1 applied to the minibatch loss).
 
 Two entry points share one implementation:
@@ -44,11 +47,13 @@ from .. import params as P
 from .._checks import check_choice, check_int, check_positive, check_type, fail
 from .._state import preserve_modes
 from ..objective import Cost, Objective, _check_batch
+from ._ghost import ghost_direction, ghost_plan
 from .result import SharpnessResult
 
 __all__ = ["ProbeOutput", "probe_kernel", "stochastic_probe"]
 
 NORMALIZE = ("per_example", "batch")
+METHODS = ("auto", "ghost", "vmap")
 
 
 @dataclass
@@ -95,6 +100,7 @@ def probe_kernel(
     normalize: str = "per_example",
     chunk_size: int | None = None,
     function: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    method: str = "auto",
 ) -> ProbeOutput:
     """Algorithm 2 of the SALR paper on one minibatch ``(x, y)``; device tensors only, no host sync.
 
@@ -102,6 +108,12 @@ def probe_kernel(
     ``params`` are the trainable parameters θ_k (detached copies are used, nothing is written);
     ``buffers`` default to the model's buffers; the model runs in eval mode and its mode flags are restored.
     With ``function`` (a plain f(θ) of one tensor, ``params`` a one-entry dict) the model is not used.
+
+    ``method`` (per-example normalization only): ``"ghost"`` computes each direction from one forward, one
+    activation backward with per-layer ghost norms and one weighted backward (:mod:`._ghost`); ``"vmap"``
+    materializes the per-example gradients with ``torch.func.vmap`` (``chunk_size`` applies); ``"auto"`` uses
+    ghost when every layer owning a probed parameter is supported, else vmap. Ghost steps that meet an
+    unsupported use at run time (a layer called twice, ...) fall back to vmap for that step.
     """
     keys = list(params)
     p0 = {k: params[k].detach() for k in keys}
@@ -124,8 +136,18 @@ def probe_kernel(
 
         per_example = normalize == "per_example"
 
+    plan = None
+    if function is None and per_example and method != "vmap":
+        plan = ghost_plan(model, p0)
+        if plan is None and method == "ghost":
+            fail("method", "'auto' or 'vmap' (the model has layers the ghost norms do not support)", method)
+
     def direction(p):
         if per_example:
+            if plan is not None:
+                d = ghost_direction(model, loss_fn, bufs, p, x, y, plan)
+                if d is not None:
+                    return d
             return _normalized_direction_per_example(loss_one, p, x, y, chunk_size)
         return _normalized_direction_batch(loss_batch, p, x, y)
 
@@ -175,6 +197,7 @@ def stochastic_probe(
     normalize: str = "per_example",
     chunk_size: int | None = None,
     keep_points: bool = True,
+    method: str = "auto",
 ) -> SharpnessResult:
     """Stochastic sharpness Ŝ of the SALR paper (Algorithm 2) on one minibatch of ``obj``.
 
@@ -189,6 +212,10 @@ def stochastic_probe(
             norm) or ``"batch"`` (cheaper: the batch gradient divided by its norm).
         chunk_size: passed to ``torch.func.vmap`` (bounds memory of the per-example gradients).
         keep_points: store θ₊ and θ₋ in the result.
+        method: how per-example normalized directions are computed: ``"ghost"`` (per-layer ghost norms and a
+            weighted batch backward, ≈ 2–3 batch gradients per step; Linear, Conv1d/2d, eval BatchNorm,
+            LayerNorm, GroupNorm), ``"vmap"`` (materialized per-example gradients, any model) or ``"auto"``
+            (ghost when every parameterized layer is supported, else vmap). Same result to rounding.
 
     Returns:
         ``SharpnessResult(kind="stochastic_probe", value=Ŝ, f0=f_B(θ_k), f_high=f_B(θ₊), f_low=f_B(θ₋), ...)``.
@@ -205,6 +232,7 @@ def stochastic_probe(
     gamma, n_descent, n_ascent, normalize = check_probe_settings(gamma, n_descent, n_ascent, normalize)
     if chunk_size is not None:
         check_int("chunk_size", chunk_size, minimum=1)
+    method = check_choice("method", method, METHODS)
     p = obj._resolve(params)
     with obj.track() as t:
         if obj.is_function:
@@ -237,6 +265,7 @@ def stochastic_probe(
                 buffers=bufs,
                 normalize=normalize,
                 chunk_size=chunk_size,
+                method=method,
             )
             with preserve_modes(obj.model), torch.no_grad():
                 obj.model.eval()
@@ -264,6 +293,7 @@ def stochastic_probe(
             "n_descent": n_descent,
             "n_ascent": n_ascent,
             "normalize": normalize,
+            "method": method,
             "batch_size": 1 if obj.is_function else int(x.shape[0]),
         },
         cost=cost,

@@ -1,0 +1,213 @@
+"""Per-example-normalized gradient direction by "ghost norms" (SALR paper, Algorithm 2, fast path).
+
+The probe step direction of Algorithm 2 is d = (1/B) Σ_j g_j/‖g_j‖ with g_j = ∇ℓ_j. Because
+d = ∇(Σ_j w_j ℓ_j) with w_j = 1/(B‖g_j‖) (w_j treated as constants), d costs one forward, one backward for the
+norms and one weighted backward, provided the per-example norms ‖g_j‖ are known without materializing the g_j.
+
+Forward hooks save each parameterized layer's input a and output; one backward of Σ_j ℓ_j (activation gradients
+only) gives the output gradients δ (per example, unscaled). Per layer (Goodfellow 2015; Li et al. 2022, "ghost
+clipping"; Opacus/BackPACK):
+
+* ``nn.Linear`` on 2-D inputs: ‖∇_W ℓ_j‖² = ‖a_j‖²·‖δ_j‖², ‖∇_b ℓ_j‖² = ‖δ_j‖²;
+* ``nn.Linear`` on (B, T, …) inputs and ``nn.Conv1d``/``nn.Conv2d`` (on unfolded inputs, T positions): either the
+  Gram form Σ_{p,q} (a_jp·a_jq)(δ_jp·δ_jq) or the materialized per-example layer gradient Σ_p δ_jp a_jpᵀ,
+  whichever is cheaper (T·(d_in + d_out) vs d_in·d_out);
+* BatchNorm (eval mode: running statistics), LayerNorm, GroupNorm: ∇_γ ℓ_j = Σ_spatial δ_j·x̂_j, ∇_β ℓ_j = Σ δ_j.
+
+Any other module owning a probed parameter, a module or parameter used twice, or BatchNorm with batch statistics
+makes :func:`ghost_plan` (static) or :func:`ghost_direction` (at run time, returning ``None``) decline, and the
+caller falls back to ``torch.func.vmap``. The model must treat examples independently (eval mode), as the vmap
+path does.
+
+Example:
+    >>> import torch, torch.nn.functional as F
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    >>> p = {k: v.detach() for k, v in model.named_parameters()}
+    >>> plan = ghost_plan(model, p)
+    >>> d = ghost_direction(model, F.cross_entropy, {}, p, torch.randn(5, 3), torch.randint(0, 2, (5,)), plan)
+    >>> sorted(d) == sorted(p)
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+__all__ = ["SUPPORTED", "ghost_direction", "ghost_plan"]
+
+_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+SUPPORTED: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, *_BN, nn.LayerNorm, nn.GroupNorm)
+
+Plan = dict[nn.Module, tuple[str | None, str | None]]  # module -> (probed name of weight, probed name of bias)
+
+
+def ghost_plan(model: nn.Module, names: Mapping[str, object]) -> Plan | None:
+    """Which layers own the probed parameters ``names``; ``None`` if any of them is not supported."""
+    wanted = set(names)
+    module_count: dict[int, int] = {}
+    for _, m in model.named_modules(remove_duplicate=False):
+        module_count[id(m)] = module_count.get(id(m), 0) + 1
+    param_count: dict[int, int] = {}
+    for _, q in model.named_parameters(remove_duplicate=False):
+        param_count[id(q)] = param_count.get(id(q), 0) + 1
+    plan: Plan = {}
+    covered: set[str] = set()
+    for mname, m in model.named_modules():
+        own = {f"{mname}.{n}" if mname else n: (n, q) for n, q in m.named_parameters(recurse=False)}
+        probed = {full: nq for full, nq in own.items() if full in wanted}
+        if not probed:
+            continue
+        if type(m) not in SUPPORTED or module_count[id(m)] > 1:
+            return None
+        if any(param_count[id(q)] > 1 for _, q in own.values()):
+            return None
+        if isinstance(m, _BN) and m.running_mean is None:
+            return None
+        if set(n for n, _ in probed.values()) - {"weight", "bias"}:
+            return None
+        by_attr = {n: full for full, (n, _) in probed.items()}
+        plan[m] = (by_attr.get("weight"), by_attr.get("bias"))
+        covered.update(probed)
+    if covered != wanted:
+        return None
+    return plan
+
+
+def _positions_sq(a: Tensor, d: Tensor) -> Tensor:
+    """Σ over groups of ‖Σ_p d_jgp a_jgpᵀ‖² for a: (B, G, d_in, T), d: (B, G, d_out, T), cheaper form."""
+    t, d_in, d_out = a.shape[-1], a.shape[-2], d.shape[-2]
+    if t * (d_in + d_out) < d_in * d_out:
+        ga = torch.einsum("bgip,bgiq->bgpq", a, a)
+        gd = torch.einsum("bgop,bgoq->bgpq", d, d)
+        return (ga * gd).sum(dim=(1, 2, 3))
+    g = torch.einsum("bgop,bgip->bgoi", d, a)
+    return g.pow(2).sum(dim=(1, 2, 3))
+
+
+def _unfold_conv(m: nn.Module, a: Tensor) -> Tensor:
+    """Conv input (B, C, *spatial) -> (B, C·∏k, T) columns, with the module's padding applied."""
+    mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
+    a = F.pad(a, m._reversed_padding_repeated_twice, mode=mode)
+    if isinstance(m, nn.Conv1d):
+        a = a.unsqueeze(2)
+        k, dil, st = (1, m.kernel_size[0]), (1, m.dilation[0]), (1, m.stride[0])
+    else:
+        k, dil, st = m.kernel_size, m.dilation, m.stride
+    return F.unfold(a, k, dilation=dil, padding=0, stride=st)
+
+
+def _layer_sq(m: nn.Module, a: Tensor, d: Tensor, has_w: bool, has_b: bool) -> Tensor:
+    """Per-example squared norm (B,) of the probed parameters of layer ``m`` from its input a and output grad d."""
+    b = d.shape[0]
+    sq = d.new_zeros(b)
+    if isinstance(m, nn.Linear):
+        if a.dim() == 2:
+            dd = d.pow(2).sum(dim=1)
+            if has_w:
+                sq = sq + a.pow(2).sum(dim=1) * dd
+            if has_b:
+                sq = sq + dd
+            return sq
+        a3 = a.reshape(b, -1, a.shape[-1]).transpose(1, 2).unsqueeze(1)  # (B, 1, in, T)
+        d3 = d.reshape(b, -1, d.shape[-1]).transpose(1, 2).unsqueeze(1)  # (B, 1, out, T)
+        if has_w:
+            sq = sq + _positions_sq(a3, d3)
+        if has_b:
+            sq = sq + d3.sum(dim=-1).pow(2).sum(dim=(1, 2))
+        return sq
+    if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+        g = m.groups
+        d3 = d.reshape(b, g, d.shape[1] // g, -1)
+        if has_w:
+            cols = _unfold_conv(m, a)
+            sq = sq + _positions_sq(cols.reshape(b, g, cols.shape[1] // g, cols.shape[2]), d3)
+        if has_b:
+            sq = sq + d3.sum(dim=-1).pow(2).sum(dim=(1, 2))
+        return sq
+    # normalization layers: per-example grads are sums over the non-parameter dims
+    if isinstance(m, _BN):
+        shape = (1, -1) + (1,) * (a.dim() - 2)
+        xhat = (a - m.running_mean.reshape(shape)) * torch.rsqrt(m.running_var.reshape(shape) + m.eps)
+        dims = tuple(range(2, a.dim()))
+    elif isinstance(m, nn.GroupNorm):
+        xhat = F.group_norm(a, m.num_groups, None, None, m.eps)
+        dims = tuple(range(2, a.dim()))
+    else:  # LayerNorm
+        nd = len(m.normalized_shape)
+        xhat = F.layer_norm(a, m.normalized_shape, None, None, m.eps)
+        dims = tuple(range(1, a.dim() - nd))
+    if has_w:
+        gw = (d * xhat).sum(dim=dims) if dims else d * xhat
+        sq = sq + gw.reshape(b, -1).pow(2).sum(dim=1)
+    if has_b:
+        gb = d.sum(dim=dims) if dims else d
+        sq = sq + gb.reshape(b, -1).pow(2).sum(dim=1)
+    return sq
+
+
+def ghost_direction(
+    model: nn.Module,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    buffers: Mapping[str, Tensor],
+    p: Mapping[str, Tensor],
+    x: Tensor,
+    y: Tensor,
+    plan: Plan,
+) -> dict[str, Tensor] | None:
+    """(1/B) Σ_j g_j/‖g_j‖ at parameters ``p`` (ℓ_j = ``loss_fn(model(x_j[None]), y_j[None])``), or ``None``.
+
+    ``None`` means the forward pass used a layer in a way the ghost norms do not cover (a layer called twice,
+    BatchNorm with batch statistics, a non-tensor input/output, a loss that cannot be split per example); the
+    caller then uses the vmap path. All hooks are removed before returning, also on error. An example whose
+    gradient is exactly zero contributes zero.
+    """
+    keys = list(p)
+    q = {k: v.detach().requires_grad_(True) for k, v in p.items()}
+    records: dict[nn.Module, tuple[Tensor, Tensor]] = {}
+    failed: list[nn.Module] = []
+
+    def hook(mod: nn.Module, args: tuple, out: object) -> object:
+        ok = (
+            mod not in records
+            and len(args) >= 1
+            and isinstance(args[0], Tensor)
+            and isinstance(out, Tensor)
+            and args[0].dim() >= 2
+            and not (isinstance(mod, _BN) and (mod.training or mod.running_mean is None))
+        )
+        if not ok:
+            failed.append(mod)
+            return None
+        # the clone keeps the saved output out of reach of later in-place ops (e.g. ReLU(inplace=True))
+        records[mod] = (args[0].detach(), out)
+        return out.clone()
+
+    handles = [m.register_forward_hook(hook) for m in plan]
+    try:
+        out = functional_call(model, {**buffers, **q}, (x,))
+    finally:
+        for h in handles:
+            h.remove()
+    if failed:
+        return None
+    try:
+        losses = torch.func.vmap(lambda o, t: loss_fn(o.unsqueeze(0), t.unsqueeze(0)).reshape(()))(out, y)
+    except (RuntimeError, TypeError, ValueError):
+        return None
+    mods = list(records)
+    deltas = torch.autograd.grad(losses.sum(), [records[m][1] for m in mods], retain_graph=True, allow_unused=True)
+    sq = losses.new_zeros(losses.shape[0])
+    for m, delta in zip(mods, deltas):
+        if delta is None:
+            continue
+        w_name, b_name = plan[m]
+        sq = sq + _layer_sq(m, records[m][0], delta.detach(), w_name is not None, b_name is not None)
+    inv = sq.sqrt().clamp_min(torch.finfo(sq.dtype).tiny).reciprocal().mul_(1.0 / losses.shape[0])
+    weights = torch.where(sq > 0, inv, torch.zeros_like(inv))
+    grads = torch.autograd.grad(losses, [q[k] for k in keys], grad_outputs=weights, allow_unused=True)
+    return {k: torch.zeros_like(q[k]) if g is None else g for k, g in zip(keys, grads)}
