@@ -78,15 +78,28 @@ def ghost_plan(model: nn.Module, names: Mapping[str, object]) -> Plan | None:
     return plan
 
 
-def _positions_sq(a: Tensor, d: Tensor) -> Tensor:
+class _Weighted:
+    """Σ_j w_j g_j for one parameter, from what the norm computation already has (no second backward)."""
+
+    def __init__(self, shape: torch.Size, per_example: Tensor | None = None, pair: tuple | None = None) -> None:
+        self.shape, self.per_example, self.pair = shape, per_example, pair
+
+    def __call__(self, w: Tensor) -> Tensor:
+        if self.per_example is not None:  # (B, ...) per-example gradients: contract with w
+            return torch.tensordot(w, self.per_example, dims=1).reshape(self.shape)
+        a, d = self.pair  # Σ_j w_j Σ_p d_jgp a_jgpᵀ
+        return torch.einsum("bgop,bgip->goi", d * w.reshape(-1, 1, 1, 1), a).reshape(self.shape)
+
+
+def _positions(a: Tensor, d: Tensor, shape: torch.Size) -> tuple[Tensor, _Weighted]:
     """Σ over groups of ‖Σ_p d_jgp a_jgpᵀ‖² for a: (B, G, d_in, T), d: (B, G, d_out, T), cheaper form."""
     t, d_in, d_out = a.shape[-1], a.shape[-2], d.shape[-2]
     if t * (d_in + d_out) < d_in * d_out:
         ga = torch.einsum("bgip,bgiq->bgpq", a, a)
         gd = torch.einsum("bgop,bgoq->bgpq", d, d)
-        return (ga * gd).sum(dim=(1, 2, 3))
+        return (ga * gd).sum(dim=(1, 2, 3)), _Weighted(shape, pair=(a, d))
     g = torch.einsum("bgop,bgip->bgoi", d, a)
-    return g.pow(2).sum(dim=(1, 2, 3))
+    return g.pow(2).sum(dim=(1, 2, 3)), _Weighted(shape, per_example=g)
 
 
 def _unfold_conv(m: nn.Module, a: Tensor) -> Tensor:
@@ -101,34 +114,52 @@ def _unfold_conv(m: nn.Module, a: Tensor) -> Tensor:
     return F.unfold(a, k, dilation=dil, padding=0, stride=st)
 
 
-def _layer_sq(m: nn.Module, a: Tensor, d: Tensor, has_w: bool, has_b: bool) -> Tensor:
-    """Per-example squared norm (B,) of the probed parameters of layer ``m`` from its input a and output grad d."""
+class _Linear2d:
+    def __init__(self, a: Tensor, d: Tensor, shape: torch.Size) -> None:
+        self.a, self.d, self.shape = a, d, shape
+
+    def __call__(self, w: Tensor) -> Tensor:
+        return (self.d * w.unsqueeze(1)).T.mm(self.a).reshape(self.shape)
+
+
+def _layer(
+    m: nn.Module, a: Tensor, d: Tensor, has_w: bool, has_b: bool
+) -> tuple[Tensor, Callable | None, Callable | None]:
+    """Per-example squared norm (B,) of layer ``m``'s probed parameters from its input a and output grad d, and
+    callables w -> Σ_j w_j ∇ℓ_j for its weight and bias (``None`` where not probed)."""
     b = d.shape[0]
     sq = d.new_zeros(b)
+    fw = fb = None
     if isinstance(m, nn.Linear):
         if a.dim() == 2:
             dd = d.pow(2).sum(dim=1)
             if has_w:
                 sq = sq + a.pow(2).sum(dim=1) * dd
+                fw = _Linear2d(a, d, m.weight.shape)
             if has_b:
                 sq = sq + dd
-            return sq
+                fb = _Weighted(m.bias.shape, per_example=d)
+            return sq, fw, fb
         a3 = a.reshape(b, -1, a.shape[-1]).transpose(1, 2).unsqueeze(1)  # (B, 1, in, T)
         d3 = d.reshape(b, -1, d.shape[-1]).transpose(1, 2).unsqueeze(1)  # (B, 1, out, T)
-        if has_w:
-            sq = sq + _positions_sq(a3, d3)
-        if has_b:
-            sq = sq + d3.sum(dim=-1).pow(2).sum(dim=(1, 2))
-        return sq
-    if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+    elif isinstance(m, (nn.Conv1d, nn.Conv2d)):
         g = m.groups
         d3 = d.reshape(b, g, d.shape[1] // g, -1)
+        a3 = None
         if has_w:
             cols = _unfold_conv(m, a)
-            sq = sq + _positions_sq(cols.reshape(b, g, cols.shape[1] // g, cols.shape[2]), d3)
+            a3 = cols.reshape(b, g, cols.shape[1] // g, cols.shape[2])
+    else:
+        a3 = d3 = None
+    if d3 is not None:  # Linear on sequences, convolutions
+        if has_w:
+            s_w, fw = _positions(a3, d3, m.weight.shape)
+            sq = sq + s_w
         if has_b:
-            sq = sq + d3.sum(dim=-1).pow(2).sum(dim=(1, 2))
-        return sq
+            gb = d3.sum(dim=-1).reshape(b, -1)
+            sq = sq + gb.pow(2).sum(dim=1)
+            fb = _Weighted(m.bias.shape, per_example=gb)
+        return sq, fw, fb
     # normalization layers: per-example grads are sums over the non-parameter dims
     if isinstance(m, _BN):
         shape = (1, -1) + (1,) * (a.dim() - 2)
@@ -144,10 +175,12 @@ def _layer_sq(m: nn.Module, a: Tensor, d: Tensor, has_w: bool, has_b: bool) -> T
     if has_w:
         gw = (d * xhat).sum(dim=dims) if dims else d * xhat
         sq = sq + gw.reshape(b, -1).pow(2).sum(dim=1)
+        fw = _Weighted(m.weight.shape, per_example=gw)
     if has_b:
         gb = d.sum(dim=dims) if dims else d
         sq = sq + gb.reshape(b, -1).pow(2).sum(dim=1)
-    return sq
+        fb = _Weighted(m.bias.shape, per_example=gb)
+    return sq, fw, fb
 
 
 def ghost_direction(
@@ -200,14 +233,19 @@ def ghost_direction(
     except (RuntimeError, TypeError, ValueError):
         return None
     mods = list(records)
-    deltas = torch.autograd.grad(losses.sum(), [records[m][1] for m in mods], retain_graph=True, allow_unused=True)
+    deltas = torch.autograd.grad(losses.sum(), [records[m][1] for m in mods], allow_unused=True)
     sq = losses.new_zeros(losses.shape[0])
+    weighted: dict[str, Callable] = {}
     for m, delta in zip(mods, deltas):
         if delta is None:
             continue
         w_name, b_name = plan[m]
-        sq = sq + _layer_sq(m, records[m][0], delta.detach(), w_name is not None, b_name is not None)
+        s_m, fw, fb = _layer(m, records[m][0], delta.detach(), w_name is not None, b_name is not None)
+        sq = sq + s_m
+        if fw is not None:
+            weighted[w_name] = fw
+        if fb is not None:
+            weighted[b_name] = fb
     inv = sq.sqrt().clamp_min(torch.finfo(sq.dtype).tiny).reciprocal().mul_(1.0 / losses.shape[0])
     weights = torch.where(sq > 0, inv, torch.zeros_like(inv))
-    grads = torch.autograd.grad(losses, [q[k] for k in keys], grad_outputs=weights, allow_unused=True)
-    return {k: torch.zeros_like(q[k]) if g is None else g for k, g in zip(keys, grads)}
+    return {k: weighted[k](weights).to(p[k].dtype) if k in weighted else torch.zeros_like(p[k]) for k in keys}
