@@ -1,8 +1,8 @@
 """Per-example-normalized gradient direction by "ghost norms" (SALR paper, Algorithm 2, fast path).
 
 The probe step direction of Algorithm 2 is d = (1/B) Σ_j g_j/‖g_j‖ with g_j = ∇ℓ_j. Because
-d = ∇(Σ_j w_j ℓ_j) with w_j = 1/(B‖g_j‖) (w_j treated as constants), d costs one forward, one backward for the
-norms and one weighted backward, provided the per-example norms ‖g_j‖ are known without materializing the g_j.
+d = Σ_j w_j g_j = ∇(Σ_j w_j ℓ_j) with w_j = 1/(B‖g_j‖), d costs one forward and one backward (to the layer
+outputs only) provided the per-example norms ‖g_j‖ are known without materializing all the g_j.
 
 Forward hooks save each parameterized layer's input a and output; one backward of Σ_j ℓ_j (activation gradients
 only) gives the output gradients δ (per example, unscaled). Per layer (Goodfellow 2015; Li et al. 2022, "ghost
@@ -13,6 +13,9 @@ clipping"; Opacus/BackPACK):
   Gram form Σ_{p,q} (a_jp·a_jq)(δ_jp·δ_jq) or the materialized per-example layer gradient Σ_p δ_jp a_jpᵀ,
   whichever is cheaper (T·(d_in + d_out) vs d_in·d_out);
 * BatchNorm (eval mode: running statistics), LayerNorm, GroupNorm: ∇_γ ℓ_j = Σ_spatial δ_j·x̂_j, ∇_β ℓ_j = Σ δ_j.
+
+Then d is formed per layer from the same (a, δ) and w ("book-keeping", Bu et al. 2023): d_W = Σ_j w_j δ_j a_jᵀ,
+or ``tensordot(w, G)`` where the per-example layer gradient G was materialized for the norm; no second backward.
 
 Any other module owning a probed parameter, a module or parameter used twice, or BatchNorm with batch statistics
 makes :func:`ghost_plan` (static) or :func:`ghost_direction` (at run time, returning ``None``) decline, and the

@@ -109,8 +109,8 @@ def probe_kernel(
     ``buffers`` default to the model's buffers; the model runs in eval mode and its mode flags are restored.
     With ``function`` (a plain f(θ) of one tensor, ``params`` a one-entry dict) the model is not used.
 
-    ``method`` (per-example normalization only): ``"ghost"`` computes each direction from one forward, one
-    activation backward with per-layer ghost norms and one weighted backward (:mod:`._ghost`); ``"vmap"``
+    ``method`` (per-example normalization only): ``"ghost"`` computes each direction from one forward and one
+    activation backward with per-layer ghost norms, d assembled per layer (:mod:`._ghost`); ``"vmap"``
     materializes the per-example gradients with ``torch.func.vmap`` (``chunk_size`` applies); ``"auto"`` uses
     ghost when every layer owning a probed parameter is supported, else vmap. Ghost steps that meet an
     unsupported use at run time (a layer called twice, ...) fall back to vmap for that step.
@@ -212,8 +212,8 @@ def stochastic_probe(
             norm) or ``"batch"`` (cheaper: the batch gradient divided by its norm).
         chunk_size: passed to ``torch.func.vmap`` (bounds memory of the per-example gradients).
         keep_points: store θ₊ and θ₋ in the result.
-        method: how per-example normalized directions are computed: ``"ghost"`` (per-layer ghost norms and a
-            weighted batch backward, ≈ 2–3 batch gradients per step; Linear, Conv1d/2d, eval BatchNorm,
+        method: how per-example normalized directions are computed: ``"ghost"`` (per-layer ghost norms, d assembled
+            per layer; ≈ 2.2 batch gradients per step on the toy CNN on CPU; Linear, Conv1d/2d, eval BatchNorm,
             LayerNorm, GroupNorm), ``"vmap"`` (materialized per-example gradients, any model) or ``"auto"``
             (ghost when every parameterized layer is supported, else vmap). Same result to rounding.
 
