@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -473,12 +474,19 @@ def test_toy_salr(capsys, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- installed script
-@pytest.mark.skipif(shutil.which("landscape") is None, reason="the console script 'landscape' is not on PATH")
+def _console_script() -> str | None:
+    """The installed script: beside the running interpreter (a venv used without activation) or on PATH."""
+    beside = Path(sys.executable).parent / "landscape"
+    return str(beside) if beside.is_file() else shutil.which("landscape")
+
+
+@pytest.mark.skipif(_console_script() is None, reason="the console script 'landscape' is not installed")
 def test_installed_console_script(tmp_path):
-    proc = subprocess.run(["landscape", "toy", "--help"], capture_output=True, text=True, timeout=120)
+    exe = _console_script()
+    proc = subprocess.run([exe, "toy", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "usage: landscape toy" in proc.stdout
     proc = subprocess.run(
-        ["landscape", "diagnose", str(tmp_path / "none.pt"), "--model", "mlp", "--data", "mnist1d"],
+        [exe, "diagnose", str(tmp_path / "none.pt"), "--model", "mlp", "--data", "mnist1d"],
         capture_output=True,
         text=True,
         timeout=120,
