@@ -25,8 +25,9 @@ another point θ from training data with the semantics of ``torch.optim.swa_util
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -306,27 +307,29 @@ class Objective:
     def _forward(self, p: Mapping[str, torch.Tensor], bufs: Mapping[str, torch.Tensor], x: torch.Tensor):
         return functional_call(self.model, {**bufs, **p}, (x,))
 
+    def _batch_outputs(self, p: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor] | None = None):
+        """Yield ``(outputs, targets, n_b)`` per batch at θ = ``p``. Model must be in measurement mode."""
+        bufs = self._buffers(buffers)
+        for x, y in self._iter_batches():
+            yield self._forward(p, bufs, x), y, int(x.shape[0])
+
     def _batch_terms(self, p: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor] | None = None):
         """Yield ``(weighted loss term, n_b)`` per batch; Σ terms = f(θ). Model must be in measurement mode."""
         if self.is_function:
             yield self._fn(p[self._names[0]]).reshape(()), 1
             return
-        bufs = self._buffers(buffers)
-        for x, y in self._iter_batches():
-            n_b = int(x.shape[0])
-            out = self._forward(p, bufs, x)
+        for out, y, n_b in self._batch_outputs(p, buffers):
             yield self.loss_fn(out, y) * (n_b / self.num_samples), n_b
 
-    def _measuring(self):
+    @contextlib.contextmanager
+    def _measuring(self) -> Iterator[None]:
         """Context setting the measurement mode on the model and restoring its flags afterwards."""
         if self.is_function:
-            import contextlib
-
-            return contextlib.nullcontext()
-        guard = preserve_modes(self.model)
-        guard.__enter__()
-        self.model.train(self.mode == "train")
-        return _ExitOnly(guard)
+            yield
+            return
+        with preserve_modes(self.model):
+            self.model.train(self.mode == "train")
+            yield
 
     def _finite(self, value: torch.Tensor, what: str = "loss") -> None:
         if self.check_finite:
@@ -483,10 +486,7 @@ class Objective:
         correct = None
         classify = True
         with self._measuring(), torch.no_grad():
-            bufs = self._buffers(buffers)
-            for x, y in self._iter_batches():
-                n_b = int(x.shape[0])
-                out = self._forward(p, bufs, x)
+            for out, y, n_b in self._batch_outputs(p, buffers):
                 term = self.loss_fn(out, y) * (n_b / self.num_samples)
                 total = term if total is None else total + term
                 if classify and out.dim() == 2 and not y.is_floating_point() and y.dim() == 1:
@@ -534,16 +534,3 @@ class Objective:
                 self.cost.samples += int(x.shape[0])
         self.cost.forwards += 1
         return bufs
-
-
-class _ExitOnly:
-    """Wrap an already-entered context manager so a ``with`` statement only exits it."""
-
-    def __init__(self, cm):
-        self._cm = cm
-
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return self._cm.__exit__(*exc)
