@@ -285,3 +285,74 @@ def test_stochastic_probe_method_option():
     assert g.value == pytest.approx(v.value, rel=1e-10, abs=1e-13)
     with pytest.raises(ValueError, match=r"method: expected one of 'auto', 'ghost', 'vmap', got 'loop'"):
         stochastic_probe(obj, 0.05, 1, 1, method="loop")
+
+
+def _conv_loop(m, a, d):
+    """Per-example weight gradients of conv ``m`` by autograd, one example at a time."""
+    out = []
+    for j in range(a.shape[0]):
+        w = m.weight.detach().clone().requires_grad_(True)
+        z = functional_call(m, {"weight": w, "bias": m.bias}, (a[j : j + 1],))
+        out.append(torch.autograd.grad((z * d[j : j + 1]).sum(), w)[0])
+    return torch.stack(out)
+
+
+CONV_LAYERS = {
+    "plain": lambda: nn.Conv2d(3, 4, 3, padding=1),
+    "strided_dilated": lambda: nn.Conv2d(3, 5, 3, stride=2, dilation=2, padding=2),
+    "same_reflect": lambda: nn.Conv2d(2, 3, 4, padding="same", padding_mode="reflect"),
+    "uneven_stride": lambda: nn.Conv2d(2, 3, (3, 2), stride=(3, 2)),
+    "groups": lambda: nn.Conv2d(4, 6, 3, padding=1, groups=2),
+    "conv1d_circular": lambda: nn.Conv1d(2, 3, 3, stride=2, padding=1, padding_mode="circular"),
+    "conv1d_groups": lambda: nn.Conv1d(4, 4, 5, dilation=2, groups=4),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(CONV_LAYERS))
+@pytest.mark.parametrize("method", ["grouped", "transposed", "unfold", None])
+def test_conv_per_example_methods_match_a_loop(layer, method):
+    from landscape.sharpness import _ghost
+
+    torch.manual_seed(0)
+    m = CONV_LAYERS[layer]().double()
+    b = _ghost._CHUNK + 5  # crosses a chunk boundary of the grouped method
+    a = torch.randn(b, m.in_channels, *((9,) if isinstance(m, nn.Conv1d) else (9, 8)), dtype=torch.float64)
+    d = torch.randn_like(m(a))
+    if method == "transposed" and m.groups > 1:
+        with pytest.raises(ValueError, match="method: 'transposed' needs groups=1, got groups="):
+            _ghost.conv_per_example(m, a, d, method)
+        return
+    got = _ghost.conv_per_example(m, a, d, method)
+    torch.testing.assert_close(got, _conv_loop(m, a, d), rtol=1e-12, atol=1e-12)
+
+
+def test_conv_method_rule_is_a_function_of_shapes():
+    from landscape.sharpness._ghost import conv_method
+
+    first = nn.Conv2d(3, 32, 5, padding=2)
+    inner = nn.Conv2d(32, 64, 5, padding=2)
+    assert conv_method(first, torch.zeros(2, 3, 8, 8)) == "transposed"
+    assert conv_method(inner, torch.zeros(2, 32, 8, 8)) == "grouped"
+    assert conv_method(nn.Conv2d(4, 4, 3, groups=2), torch.zeros(2, 4, 8, 8)) == "grouped"
+
+
+def test_inplace_ops_after_a_layer_are_handled_by_a_second_forward(monkeypatch):
+    from landscape.sharpness import _ghost
+
+    calls = []
+    real = _ghost._forward
+
+    def counting(*args, **kw):
+        calls.append(kw["copy"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(_ghost, "_forward", counting)
+    for name, expected in (("toy_cnn", [False]), ("convs", [False, True])):  # convs: ReLU(inplace) after BN
+        calls.clear()
+        model, x, y = _case(name)
+        p = {k: v.detach().clone() for k, v in model.named_parameters()}
+        d = ghost_direction(model, F.cross_entropy, dict(model.named_buffers()), p, x, y, ghost_plan(model, p))
+        assert calls == expected
+        ref = _loop_direction(model, p, x, y)
+        for k in p:
+            torch.testing.assert_close(d[k], ref[k], rtol=1e-10, atol=1e-13)

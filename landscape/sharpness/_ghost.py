@@ -9,9 +9,11 @@ only) gives the output gradients δ (per example, unscaled). Per layer (Goodfell
 clipping"; Opacus/BackPACK):
 
 * ``nn.Linear`` on 2-D inputs: ‖∇_W ℓ_j‖² = ‖a_j‖²·‖δ_j‖², ‖∇_b ℓ_j‖² = ‖δ_j‖²;
-* ``nn.Linear`` on (B, T, …) inputs and ``nn.Conv1d``/``nn.Conv2d`` (on unfolded inputs, T positions): either the
-  Gram form Σ_{p,q} (a_jp·a_jq)(δ_jp·δ_jq) or the materialized per-example layer gradient Σ_p δ_jp a_jpᵀ,
-  whichever is cheaper (T·(d_in + d_out) vs d_in·d_out);
+* ``nn.Linear`` on (B, T, …) inputs and ``nn.Conv1d``/``nn.Conv2d`` (T positions): either the Gram form
+  Σ_{p,q} (a_jp·a_jq)(δ_jp·δ_jq) on unfolded inputs or the materialized per-example layer gradient
+  G_j = Σ_p δ_jp a_jpᵀ, whichever is cheaper (T·(d_in + d_out) vs d_in·d_out). For convolutions G is formed by
+  convolution kernels, not by unfolding (:func:`conv_per_example`; the im2col copy cost 8-10x a weight gradient
+  on CPU);
 * BatchNorm (eval mode: running statistics), LayerNorm, GroupNorm: ∇_γ ℓ_j = Σ_spatial δ_j·x̂_j, ∇_β ℓ_j = Σ δ_j.
 
 Then d is formed per layer from the same (a, δ) and w ("book-keeping", Bu et al. 2023): d_W = Σ_j w_j δ_j a_jᵀ,
@@ -102,7 +104,12 @@ def _positions(a: Tensor, d: Tensor, shape: torch.Size) -> tuple[Tensor, _Weight
         gd = torch.einsum("bgop,bgoq->bgpq", d, d)
         return (ga * gd).sum(dim=(1, 2, 3)), _Weighted(shape, pair=(a, d))
     g = torch.einsum("bgop,bgip->bgoi", d, a)
-    return g.pow(2).sum(dim=(1, 2, 3)), _Weighted(shape, per_example=g)
+    return _sq_norms(g), _Weighted(shape, per_example=g)
+
+
+def _sq_norms(g: Tensor) -> Tensor:
+    """Squared norms (B,) of per-example tensors g: (B, ...), without a squared copy."""
+    return torch.linalg.vector_norm(g, dim=tuple(range(1, g.dim()))).square()
 
 
 def _unfold_conv(m: nn.Module, a: Tensor) -> Tensor:
@@ -117,6 +124,92 @@ def _unfold_conv(m: nn.Module, a: Tensor) -> Tensor:
     return F.unfold(a, k, dilation=dil, padding=0, stride=st)
 
 
+CONV_METHODS = ("grouped", "transposed", "unfold")
+_CHUNK = 32  # examples per grouped weight-gradient call (measured on CPU: 16-32 best, see docs/benchmarks/optim.md)
+
+
+def conv_method(m: nn.Module, a: Tensor) -> str:
+    """How :func:`conv_per_example` forms per-example weight gradients for layer ``m`` on input ``a``.
+
+    A rule on shapes and device, not a timing, so that a resumed run takes the same arithmetic as an uninterrupted
+    one. Measured on CPU (oneDNN): a layer with few input channels per group (an input layer) is fastest as one
+    convolution of the inputs with the output gradients as kernels (``"transposed"``); other layers as grouped
+    weight-gradient convolutions over chunks of examples (``"grouped"``); both within 1-3x of the batch weight
+    gradient, where unfold + bmm was 8-10x (its im2col copy dominated). On CUDA, unfold + batched matmul.
+    """
+    if a.device.type == "cuda":
+        return "unfold"
+    if m.groups == 1 and m.in_channels <= 4:
+        return "transposed"
+    return "grouped"
+
+
+def _padded(m: nn.Module, a: Tensor) -> tuple[Tensor, list[int]]:
+    """Input and padding for a convolution that reproduces ``m``: explicit padding where the module's is a mode
+    other than zeros or the string 'same' (possibly asymmetric), else the module's own padding."""
+    if m.padding_mode == "zeros" and not isinstance(m.padding, str):
+        return a, list(m.padding)
+    mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
+    return F.pad(a, m._reversed_padding_repeated_twice, mode=mode), [0] * (a.dim() - 2)
+
+
+def conv_per_example(
+    m: nn.Module, a: Tensor, d: Tensor, method: str | None = None, out: Tensor | None = None
+) -> Tensor:
+    """Per-example weight gradients (B, C_out, C_in/groups, *kernel) of conv layer ``m`` (Conv1d/Conv2d) from its
+    input ``a`` (B, C_in, *spatial) and output gradient ``d`` (B, C_out, *spatial_out): G_j = Σ_p δ_jp a_jpᵀ.
+
+    ``method`` (default :func:`conv_method`): ``"grouped"`` runs the layer's weight-gradient convolution on
+    chunks of examples stacked as groups; ``"transposed"`` (groups = 1) convolves the inputs, examples as
+    channels, with the output gradients as kernels (stride and dilation swap roles); ``"unfold"`` multiplies the
+    unfolded input columns by the output gradients.
+    """
+    method = method or conv_method(m, a)
+    b, c_out = d.shape[0], d.shape[1]
+    g, k = m.groups, tuple(m.kernel_size)
+    c_in = a.shape[1]
+    if method == "unfold":
+        cols = _unfold_conv(m, a)
+        cols = cols.reshape(b, g, c_in // g, *k, cols.shape[-1]).flatten(2, -2)
+        dd = d.reshape(b, g, c_out // g, -1)
+        return torch.einsum("bgop,bgip->bgoi", dd, cols).reshape(b, c_out, c_in // g, *k)
+    a, pad = _padded(m, a)
+    stride, dil = list(m.stride), list(m.dilation)
+    if method == "transposed":
+        if g != 1:
+            raise ValueError(f"method: 'transposed' needs groups=1, got groups={g}")
+        conv = F.conv1d if isinstance(m, nn.Conv1d) else F.conv2d
+        kern = d.reshape(b * c_out, 1, *d.shape[2:])
+        out = conv(a.transpose(0, 1), kern, None, dil, pad, stride, b)  # (C_in, B·C_out, *≥kernel)
+        out = out[(..., *(slice(0, kk) for kk in k))]
+        return out.reshape(c_in, b, c_out, *k).movedim(0, 2)
+    if method != "grouped":
+        raise ValueError(f"method: expected one of {', '.join(map(repr, CONV_METHODS))}, got {method!r}")
+    shape_out = (b, c_out, c_in // g, *k)
+    if out is None or out.shape != shape_out or out.dtype != d.dtype or out.device != d.device:
+        out = d.new_empty(shape_out)
+    zero = [0] * len(k)
+    for s in range(0, b, _CHUNK):
+        n = min(_CHUNK, b - s)
+        shape = (n * c_out, c_in // g, *k)
+        placeholder = a.new_empty(1).expand(shape)  # only its shape is read
+        gw = torch.ops.aten.convolution_backward(
+            d[s : s + n].reshape(1, n * c_out, *d.shape[2:]),
+            a[s : s + n].reshape(1, n * c_in, *a.shape[2:]),
+            placeholder,
+            None,
+            stride,
+            pad,
+            dil,
+            False,
+            zero,
+            n * g,
+            [False, True, False],
+        )[1]
+        out[s : s + n] = gw.reshape(n, c_out, c_in // g, *k)
+    return out
+
+
 class _Linear2d:
     def __init__(self, a: Tensor, d: Tensor, shape: torch.Size) -> None:
         self.a, self.d, self.shape = a, d, shape
@@ -126,7 +219,7 @@ class _Linear2d:
 
 
 def _layer(
-    m: nn.Module, a: Tensor, d: Tensor, has_w: bool, has_b: bool
+    m: nn.Module, a: Tensor, d: Tensor, has_w: bool, has_b: bool, workspace: dict | None = None
 ) -> tuple[Tensor, Callable | None, Callable | None]:
     """Per-example squared norm (B,) of layer ``m``'s probed parameters from its input a and output grad d, and
     callables w -> Σ_j w_j ∇ℓ_j for its weight and bias (``None`` where not probed)."""
@@ -150,8 +243,17 @@ def _layer(
         d3 = d.reshape(b, g, d.shape[1] // g, -1)
         a3 = None
         if has_w:
-            cols = _unfold_conv(m, a)
-            a3 = cols.reshape(b, g, cols.shape[1] // g, cols.shape[2])
+            t, d_in, d_out = d3.shape[-1], m.weight[0].numel(), d3.shape[2]
+            if t * (d_in + d_out) < d_in * d_out:  # few positions: Gram form on unfolded columns
+                cols = _unfold_conv(m, a)
+                a3 = cols.reshape(b, g, cols.shape[1] // g, cols.shape[2])
+            else:
+                gw = conv_per_example(m, a, d, out=None if workspace is None else workspace.get(m))
+                if workspace is not None:
+                    workspace[m] = gw
+                sq = sq + _sq_norms(gw)
+                fw = _Weighted(m.weight.shape, per_example=gw)
+                has_w = False
     else:
         a3 = d3 = None
     if d3 is not None:  # Linear on sequences, convolutions
@@ -186,25 +288,25 @@ def _layer(
     return sq, fw, fb
 
 
-def ghost_direction(
-    model: nn.Module,
-    loss_fn: Callable[[Tensor, Tensor], Tensor],
-    buffers: Mapping[str, Tensor],
-    p: Mapping[str, Tensor],
-    x: Tensor,
-    y: Tensor,
-    plan: Plan,
-) -> dict[str, Tensor] | None:
-    """(1/B) Σ_j g_j/‖g_j‖ at parameters ``p`` (ℓ_j = ``loss_fn(model(x_j[None]), y_j[None])``), or ``None``.
+def _versions(rec: tuple[Tensor, Tensor]) -> tuple[int, int]:
+    return rec[0]._version, rec[1]._version
 
-    ``None`` means the forward pass used a layer in a way the ghost norms do not cover (a layer called twice,
-    BatchNorm with batch statistics, a non-tensor input/output, a loss that cannot be split per example); the
-    caller then uses the vmap path. All hooks are removed before returning, also on error. An example whose
-    gradient is exactly zero contributes zero.
-    """
-    keys = list(p)
-    q = {k: v.detach().requires_grad_(True) for k, v in p.items()}
+
+def _forward(
+    model: nn.Module,
+    buffers: Mapping[str, Tensor],
+    q: Mapping[str, Tensor],
+    x: Tensor,
+    plan: Plan,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    y: Tensor,
+    copy: bool,
+) -> tuple[dict[nn.Module, tuple[Tensor, Tensor]], Tensor, dict[nn.Module, tuple[int, int]]] | None:
+    """Forward pass saving each planned layer's (input, output) and their version counters, and the per-example
+    losses; ``None`` where the ghost norms do not apply. ``copy`` keeps private copies (the layer's successors
+    get a clone of the output, the saved input is a clone)."""
     records: dict[nn.Module, tuple[Tensor, Tensor]] = {}
+    versions: dict[nn.Module, tuple[int, int]] = {}
     failed: list[nn.Module] = []
 
     def hook(mod: nn.Module, args: tuple, out: object) -> object:
@@ -219,9 +321,10 @@ def ghost_direction(
         if not ok:
             failed.append(mod)
             return None
-        # the clone keeps the saved output out of reach of later in-place ops (e.g. ReLU(inplace=True))
-        records[mod] = (args[0].detach(), out)
-        return out.clone()
+        a = args[0].detach()
+        records[mod] = (a.clone() if copy else a, out)
+        versions[mod] = _versions(records[mod])
+        return out.clone() if copy else None
 
     handles = [m.register_forward_hook(hook) for m in plan]
     try:
@@ -235,6 +338,40 @@ def ghost_direction(
         losses = torch.func.vmap(lambda o, t: loss_fn(o.unsqueeze(0), t.unsqueeze(0)).reshape(()))(out, y)
     except (RuntimeError, TypeError, ValueError):
         return None
+    return records, losses, versions
+
+
+def ghost_direction(
+    model: nn.Module,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    buffers: Mapping[str, Tensor],
+    p: Mapping[str, Tensor],
+    x: Tensor,
+    y: Tensor,
+    plan: Plan,
+    workspace: dict | None = None,
+) -> dict[str, Tensor] | None:
+    """(1/B) Σ_j g_j/‖g_j‖ at parameters ``p`` (ℓ_j = ``loss_fn(model(x_j[None]), y_j[None])``), or ``None``.
+
+    ``None`` means the forward pass used a layer in a way the ghost norms do not cover (a layer called twice,
+    BatchNorm with batch statistics, a non-tensor input/output, a loss that cannot be split per example); the
+    caller then uses the vmap path. All hooks are removed before returning, also on error. An example whose
+    gradient is exactly zero contributes zero. ``workspace`` (a dict the caller keeps between calls on same-shaped
+    data) lets repeated calls reuse the per-example gradient buffers instead of allocating them afresh.
+    """
+    keys = list(p)
+    q = {k: v.detach().requires_grad_(True) for k, v in p.items()}
+    fwd = _forward(model, buffers, q, x, plan, loss_fn, y, copy=False)
+    if fwd is None:
+        return None
+    records, losses, versions = fwd
+    if any(_versions(records[m]) != v for m, v in versions.items()):
+        # a later in-place op (ReLU(inplace=True), ``out += skip``) changed a saved input or output: run the forward
+        # again, this time on private copies
+        fwd = _forward(model, buffers, q, x, plan, loss_fn, y, copy=True)
+        if fwd is None:
+            return None
+        records, losses, _ = fwd
     mods = list(records)
     deltas = torch.autograd.grad(losses.sum(), [records[m][1] for m in mods], allow_unused=True)
     sq = losses.new_zeros(losses.shape[0])
@@ -243,7 +380,7 @@ def ghost_direction(
         if delta is None:
             continue
         w_name, b_name = plan[m]
-        s_m, fw, fb = _layer(m, records[m][0], delta.detach(), w_name is not None, b_name is not None)
+        s_m, fw, fb = _layer(m, records[m][0], delta.detach(), w_name is not None, b_name is not None, workspace)
         sq = sq + s_m
         if fw is not None:
             weighted[w_name] = fw

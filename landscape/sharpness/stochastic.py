@@ -142,10 +142,12 @@ def probe_kernel(
         if plan is None and method == "ghost":
             fail("method", "'auto' or 'vmap' (the model has layers the ghost norms do not support)", method)
 
+    workspace: dict = {}
+
     def direction(p):
         if per_example:
             if plan is not None:
-                d = ghost_direction(model, loss_fn, bufs, p, x, y, plan)
+                d = ghost_direction(model, loss_fn, bufs, p, x, y, plan, workspace)
                 if d is not None:
                     return d
             return _normalized_direction_per_example(loss_one, p, x, y, chunk_size)
