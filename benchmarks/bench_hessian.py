@@ -3,8 +3,9 @@
 ResNet-20 (He et al. 2016, CIFAR variant: 3 stages × 3 BasicBlocks, 16/32/64 channels, ~0.27M parameters) on
 random CIFAR-shaped data (batch 128), CPU. Parts (``--parts``, comma separated):
 
-* ``hvp``     seconds per HVP of each variant: cached create_graph gradient, recompute per product (stream),
-              torch.func vjp-of-grad, several vectors per pass (stream) — the basis of ``graph="auto"``.
+* ``hvp``     seconds per HVP of each variant: cached create_graph gradient (with and without the cheaper
+              second-order forms), recompute per product (stream), torch.func vjp-of-grad, several vectors per
+              pass (stream) — the basis of ``graph="auto"``.
 * ``one``     one batch of 128: top-1 and top-5 eigenvalues, trace, density; both libraries; accuracy vs a
               tightly converged Lanczos reference.
 * ``four``    4 batches of 128 (PyHessian's dataloader mode): top-1, top-5.
@@ -104,6 +105,11 @@ def part_hvp(reps: int = 3) -> dict:
     _, t = timed(lambda: [op.matvec(vs[:, 0]) for _ in range(reps)])
     out["cached_s_per_hvp"] = t / reps
     op.release()
+    op = HessianOperator(obj, graph="cached", fast_second_order=False)
+    op.matvec(vs[:, 0])
+    _, t = timed(lambda: [op.matvec(vs[:, 0]) for _ in range(reps)])
+    out["cached_pytorch_double_backward_s_per_hvp"] = t / reps
+    op.release()
     op = HessianOperator(obj, graph="stream")
     _, t = timed(lambda: [op.matvec(vs[:, 0]) for _ in range(reps)])
     out["recompute_s_per_hvp"] = t / reps
@@ -141,7 +147,7 @@ def part_spectra(n_batches: int, density_iter: int, pyhessian_max_iter: int, ref
     obj = Objective(model, F.cross_entropy, data)
     out: dict = {"n_batches": n_batches, "params": obj.dim}
     # the reference: Lanczos run far past its default tolerance, on the cached graph (fastest)
-    ref = top_eigenvalues(obj, k=5, tol=1e-7, max_iter=ref_iter, graph="cached")
+    ref = top_eigenvalues(obj, k=5, tol=1e-12, max_iter=ref_iter, graph="cached")
     out["reference"] = {"eigenvalues": ref.eigenvalues, "hvps": ref.cost.hvps, "seconds": ref.cost.seconds}
     print(json.dumps({"reference": out["reference"]}), flush=True)
     ref_vals = ref.eigenvalues
@@ -161,6 +167,7 @@ def part_spectra(n_batches: int, density_iter: int, pyhessian_max_iter: int, ref
             row[name] = {
                 "eigenvalues": r.eigenvalues,
                 "rel_err": rel_err(sorted(r.eigenvalues, reverse=True), ref_vals[:k]),
+                "error_estimates": r.error_estimates,
                 "hvps": r.cost.hvps,
                 "seconds": r.cost.seconds,
                 "graph": r.settings["graph"],

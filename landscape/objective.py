@@ -399,7 +399,9 @@ class Objective:
         leaves = [p[k] for k in keys]
         vs = [[v[k].to(device=p[k].device, dtype=p[k].dtype) for k in keys] for v in vectors]
         outs: list[list[torch.Tensor] | None] = [None] * len(vectors)
-        with self._measuring(), torch.enable_grad():
+        from .hessian._second_order import second_order_mode
+
+        with self._measuring(), torch.enable_grad(), second_order_mode():
             for term, n_b in self._batch_terms(p, buffers):
                 g = torch.autograd.grad(term, leaves, create_graph=True, allow_unused=True)
                 live = [(gi, leaf, j) for j, (gi, leaf) in enumerate(zip(g, leaves)) if gi is not None]

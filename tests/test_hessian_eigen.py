@@ -33,10 +33,19 @@ def test_lanczos_top_k_vs_dense(problem, k):
     rel = (torch.tensor(res.eigenvalues, dtype=torch.float64) - ref).abs() / ref.abs()
     assert rel.max() <= 1e-6, (res.eigenvalues, ref)
     assert res.converged and res.cost.hvps == res.iterations[0] and res.cost.seconds > 0
-    for lam, vec in zip(res.eigenvalues, res.eigenvectors):
+    evals, evecs = torch.linalg.eigh(H)
+    scale = float(ev.abs().max())
+    for i, (lam, vec, r, est) in enumerate(zip(res.eigenvalues, res.eigenvectors, res.residuals, res.error_estimates)):
         y_ = _flat(vec)
         assert abs(float(y_.norm()) - 1) < 1e-8
-        assert float((H @ y_ - lam * y_).norm()) < 1e-6 * float(ev.abs().max())
+        actual = float((H @ y_ - lam * y_).norm())
+        assert actual == pytest.approx(r, rel=1e-6, abs=1e-12 * scale)  # the recurrence's residual is the true one
+        assert abs(lam - float(ref[i])) <= max(3 * est, 1e-13 * scale)  # the error estimate held
+        # Davis-Kahan: sin of the angle to the true eigenvector <= residual / gap
+        j = len(evals) - 1 - i
+        gap = float(torch.cat([evals[:j], evals[j + 1 :]]).sub(evals[j]).abs().min())
+        sin = float((1 - (evecs[:, j] @ y_) ** 2).clamp_min(0).sqrt())
+        assert sin <= 1.01 * actual / gap + 1e-7
 
 
 def test_lanczos_smallest_vs_dense(problem):

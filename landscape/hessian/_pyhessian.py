@@ -172,6 +172,7 @@ def pyhessian_eigenvalues(obj, op, *, k, tol, max_iter, seed, settings) -> Eigen
         eigenvalues=[float(v) for v in values],
         eigenvectors=vectors,
         residuals=[float("nan")] * k,
+        error_estimates=[float("nan")] * k,
         converged=all(i < max_iter for i in iterations),
         iterations=iterations,
         which="largest",

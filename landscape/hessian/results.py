@@ -27,6 +27,8 @@ class EigenResult(Result):
             most negative first for ``which="smallest"``).
         eigenvectors: unit eigenvectors as parameter dicts (over the selected ``layers``), same order.
         residuals: ‖H y − λ y‖ of each pair (Lanczos: from the recurrence; power: of the last iterate).
+        error_estimates: estimated |λ − θ| of each eigenvalue: Lanczos min(r, r²/gap) (Parlett §11.7), power
+            the residual (a bound); NaN where unknown (PyHessian backend).
         converged: whether every pair met the tolerance before ``max_iter``.
         iterations: Lanczos steps (Krylov dimension), or power iterations per eigenvalue.
         which, method, backend: what was computed and how.
@@ -44,6 +46,7 @@ class EigenResult(Result):
     backend: str
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     cost: Cost = dataclasses.field(default_factory=Cost)
+    error_estimates: list[float] = dataclasses.field(default_factory=list)
 
     def __getitem__(self, i: int) -> float:
         return self.eigenvalues[i]
