@@ -5,6 +5,7 @@ Every estimator returns a small frozen dataclass deriving from :class:`Result`. 
 * tensors or numpy arrays                    → stored in the ``.npz`` file,
 * parameter dicts (``dict[str, Tensor]``)    → stored in the ``.npz`` file under ``field/name`` keys,
 * lists of parameter dicts                   → ``field/i/name`` keys,
+* :class:`ParamFiles` (parameter dicts kept one file each, e.g. SWA samples streamed to disk) → their paths (JSON),
 * :class:`~landscape.objective.Cost`          → JSON,
 * numbers, strings, lists, dicts, ``None``   → JSON.
 
@@ -19,6 +20,7 @@ import dataclasses
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ import torch
 
 from .objective import Cost
 
-__all__ = ["Result", "atomic_write_bytes", "to_jsonable"]
+__all__ = ["ParamFiles", "Result", "atomic_write_bytes", "to_jsonable"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -43,6 +45,59 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+class ParamFiles(Sequence):
+    """A read-only sequence of parameter dicts stored one ``.pt`` file each, loaded on access.
+
+    Files are written with :meth:`write` (atomically: a killed run never leaves a half-written file) and read
+    with ``torch.load(..., weights_only=True)`` onto the CPU. Relative paths are resolved against ``root``.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> files = ParamFiles([], root=d)
+        >>> files.write("a.pt", {"w": torch.ones(2)})
+        >>> len(files), files[0]["w"].tolist()
+        (1, [1.0, 1.0])
+    """
+
+    def __init__(self, names: Sequence[str], root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self.names = [str(n) for n in names]
+
+    def path(self, i: int) -> Path:
+        return self.root / self.names[i]
+
+    def write(self, name: str, params: dict[str, torch.Tensor]) -> None:
+        """Save ``params`` (as CPU tensors) to ``root/name`` and append it."""
+        import io
+
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in params.items()}, buf)
+        atomic_write_bytes(self.root / name, buf.getvalue())
+        self.names.append(name)
+
+    def truncate(self, n: int) -> None:
+        """Forget entries past the first ``n`` (their files are overwritten when written again)."""
+        del self.names[n:]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        path = self.path(i)
+        if not path.is_file():
+            raise FileNotFoundError(f"samples: expected the file {path} written by the run, got a missing file")
+        return torch.load(path, weights_only=True, map_location="cpu")
+
+    def __repr__(self) -> str:
+        return f"ParamFiles({len(self)} files in {str(self.root)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ParamFiles) and (self.root, self.names) == (other.root, other.names)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -108,6 +163,9 @@ class Result:
             elif isinstance(v, Cost):
                 meta[f.name] = v.as_dict()
                 manifest[f.name] = "cost"
+            elif isinstance(v, ParamFiles):
+                meta[f.name] = {"root": str(v.root.resolve()), "names": list(v.names)}
+                manifest[f.name] = "param_files"
             else:
                 meta[f.name] = to_jsonable(v)
                 manifest[f.name] = "json"
@@ -152,6 +210,8 @@ class Result:
                     kwargs[name] = out
                 elif kind == "cost":
                     kwargs[name] = Cost(**doc["fields"][name])
+                elif kind == "param_files":
+                    kwargs[name] = ParamFiles(doc["fields"][name]["names"], doc["fields"][name]["root"])
                 else:
                     kwargs[name] = _from_json(doc["fields"][name])
         return cls(**kwargs)

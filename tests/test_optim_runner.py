@@ -153,3 +153,90 @@ def test_bad_arguments(method, kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         train(method, _net(), _data(), **args)
+
+
+def _same_params(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_samples_streamed_to_disk_equal_the_in_memory_ones(tmp_path):
+    from landscape.results import ParamFiles
+
+    x, y = _data()
+    opts = dict(budget=48, batch_size=8, progress=False, seed=3, swa_start=0.25, c=2)
+    mem = train("dswa", _net(), (x, y), **opts)
+    disk = train("dswa", _net(), (x, y), samples_dir=tmp_path / "s", **opts)
+    assert isinstance(disk.samples, ParamFiles) and isinstance(disk.round_averages, ParamFiles)
+    assert len(disk.samples) == len(mem.samples) == 18 and len(disk.round_averages) == 2
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [f"round_{i}.pt" for i in range(2)] + [
+        f"sample_{i:05d}.pt" for i in range(18)
+    ]
+    for a, b in zip(mem.samples, disk.samples):
+        assert _same_params(a, b)
+    for a, b in zip(mem.round_averages, disk.round_averages):
+        assert _same_params(a, b)
+    assert disk.sample_rounds == mem.sample_rounds
+    # the saved result keeps the file references and loads them lazily
+    disk.save(tmp_path / "res")
+    back = type(disk).load(tmp_path / "res")
+    assert back.samples == disk.samples and _same_params(back.samples[-1], mem.samples[-1])
+    assert len(back.samples[2:5]) == 3
+
+
+def test_disk_samples_resume_equals_uninterrupted(tmp_path):
+    x, y = _data()
+    opts = dict(budget=48, batch_size=8, progress=False, seed=3, swa_start=0.25, c=2)
+    ref = train("dswa", _net(), (x, y), **opts)
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(_Kill):  # killed 3 iterations after a checkpoint: samples past it get rewritten
+        train(
+            "dswa",
+            _net(),
+            (x, y),
+            checkpoint=ckpt,
+            checkpoint_every=8,
+            samples_dir=tmp_path / "s",
+            callback=_killer(35),
+            **opts,
+        )
+    state = torch.load(ckpt, weights_only=True)
+    assert state["iteration"] == 32 and isinstance(state["samples"], int)
+    res = train("dswa", _net(seed=5), (x, y), checkpoint=ckpt, samples_dir=tmp_path / "s", **opts)
+    assert len(res.samples) == len(ref.samples)
+    for a, b in zip(ref.samples, res.samples):
+        assert _same_params(a, b)
+    for a, b in zip(ref.round_averages, res.round_averages):
+        assert _same_params(a, b)
+    # a sample file gone missing is reported on resume
+    (tmp_path / "s" / "sample_00003.pt").unlink()
+    with pytest.raises(ValueError, match="samples_dir: expected the sample files written before the checkpoint"):
+        train("dswa", _net(), (x, y), checkpoint=ckpt, samples_dir=tmp_path / "s", **opts)
+
+
+def test_samples_dir_errors(tmp_path):
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"samples_dir: expected None for method 'sgd' \(only SWA methods"):
+        train("sgd", _net(), (x, y), budget=4, batch_size=8, progress=False, samples_dir=tmp_path)
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(ValueError, match=r"samples_dir: expected a directory path, got '.*file' \(an existing file\)"):
+        train("swa", _net(), (x, y), budget=4, batch_size=8, progress=False, samples_dir=f, c=1)
+    with pytest.raises(TypeError, match="samples_dir: expected a directory path, got int"):
+        train("swa", _net(), (x, y), budget=4, batch_size=8, progress=False, samples_dir=3, c=1)
+
+
+def test_history_plot_plotly(tmp_path):
+    x, y = _data()
+    res = train("salr-sgd", _net(), (x, y), budget=20, batch_size=8, progress=False, c=2, n_descent=1, n_ascent=1)
+    fig = res.plot(backend="plotly", path=tmp_path / "h.html")
+    assert [t.mode for t in fig.data] == ["lines", "lines", "markers"]
+    sharp = fig.data[2]
+    finite = torch.isfinite(res.history["sharpness"])
+    assert len(sharp.x) == int(finite.sum()) and list(sharp.x) == torch.nonzero(finite)[:, 0].tolist()
+    html = (tmp_path / "h.html").read_text()
+    assert "<html>" in html[:100] and "plotly" in html
+    png = tmp_path / "h.png"
+    res.plot(path=png)
+    assert png.stat().st_size > 0
+    with pytest.raises(ValueError, match="backend: expected one of 'matplotlib', 'plotly', got 'bokeh'"):
+        res.plot(backend="bokeh")

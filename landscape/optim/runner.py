@@ -46,6 +46,7 @@ from torch import nn
 from .._checks import check_int, check_type, fail
 from .._state import preserve_modes
 from ..objective import Objective
+from ..results import ParamFiles
 from .batches import Stream, pair, save_checkpoint
 from .methods import SWA_METHODS, build_optimizer, fresh_batch_per_call, iteration_cost, resolve_options
 from .result import TrainResult
@@ -60,7 +61,7 @@ _HIST = ("loss", "lr", "sharpness", "grad_calls")
 
 
 class _Run:
-    def __init__(self, method, model, x, y, *, budget, batch_size, loss_fn, seed, o, test):
+    def __init__(self, method, model, x, y, *, budget, batch_size, loss_fn, seed, o, test, samples_dir=None):
         self.method, self.model, self.loss_fn, self.o = method, model, loss_fn, o
         self.x, self.y, self.budget, self.batch_size, self.test = x, y, budget, batch_size, test
         self.stream = Stream(x.shape[0], batch_size, seed)
@@ -72,9 +73,10 @@ class _Run:
         self.tests: dict[str, list] = {"test_iteration": [], "test_loss": [], "test_error": []}
         self.swa = method in SWA_METHODS
         self.averager = WeightAverager()
-        self.samples: list[dict] = []
+        self.samples_dir = samples_dir
+        self.samples: list[dict] | ParamFiles = [] if samples_dir is None else ParamFiles([], samples_dir)
         self.sample_rounds: list[int] = []
-        self.round_averages: list[dict] = []
+        self.round_averages: list[dict] | ParamFiles = [] if samples_dir is None else ParamFiles([], samples_dir)
         if self.swa:
             self.pre = round(o["swa_start"] * budget)
             self.k = o["rounds"]
@@ -162,7 +164,10 @@ class _Run:
         if i % self.c == 0:
             p = self.params()
             self.averager.update(p)
-            self.samples.append({k: v.detach().cpu().clone() for k, v in p.items()})
+            if isinstance(self.samples, ParamFiles):
+                self.samples.write(f"sample_{len(self.samples):05d}.pt", p)
+            else:
+                self.samples.append({k: v.detach().cpu().clone() for k, v in p.items()})
             self.sample_rounds.append(r)
         if i == self.round_len:
             with torch.no_grad():
@@ -173,7 +178,10 @@ class _Run:
                 for j in range(0, len(self.x), self.batch_size)
             ]
             recompute_bn_(self.model, self.loss_fn, batches)
-            self.round_averages.append({k: v.detach().cpu().clone() for k, v in self.averager.average.items()})
+            if isinstance(self.round_averages, ParamFiles):
+                self.round_averages.write(f"round_{len(self.round_averages)}.pt", self.averager.average)
+            else:
+                self.round_averages.append({k: v.detach().cpu().clone() for k, v in self.averager.average.items()})
             self.averager = WeightAverager()
 
     # -- history and evaluation
@@ -216,9 +224,12 @@ class _Run:
             "history": dict(self.done),
             "tests": {k: list(v) for k, v in self.tests.items()},
             "averager": self.averager.state_dict(),
-            "samples": self.samples,
+            # on disk, only the counts: the files themselves were written as the samples were taken
+            "samples": len(self.samples) if isinstance(self.samples, ParamFiles) else self.samples,
             "sample_rounds": self.sample_rounds,
-            "round_averages": self.round_averages,
+            "round_averages": (
+                len(self.round_averages) if isinstance(self.round_averages, ParamFiles) else self.round_averages
+            ),
         }
 
     def load(self, s: dict[str, Any]) -> None:
@@ -235,8 +246,17 @@ class _Run:
         self.done = dict(s["history"])
         self.tests = {k: list(v) for k, v in s["tests"].items()}
         self.averager.load_state_dict(s["averager"])
-        self.samples, self.sample_rounds = list(s["samples"]), list(s["sample_rounds"])
-        self.round_averages = list(s["round_averages"])
+        self.sample_rounds = list(s["sample_rounds"])
+        if isinstance(self.samples, ParamFiles):
+            names = [f"sample_{i:05d}.pt" for i in range(int(s["samples"]))]
+            rounds = [f"round_{i}.pt" for i in range(int(s["round_averages"]))]
+            missing = [n for n in names + rounds if not (self.samples.root / n).is_file()]
+            if missing:
+                fail("samples_dir", "the sample files written before the checkpoint", f"{missing[0]} missing")
+            self.samples = ParamFiles(names, self.samples.root)
+            self.round_averages = ParamFiles(rounds, self.samples.root)
+        else:
+            self.samples, self.round_averages = list(s["samples"]), list(s["round_averages"])
 
 
 def train(
@@ -255,6 +275,7 @@ def train(
     progress: bool = True,
     eval_every: int | None = None,
     callback: Callable[[int, dict[str, Any]], None] | None = None,
+    samples_dir: str | os.PathLike | None = None,
     **options: Any,
 ) -> TrainResult:
     """Train ``model`` in place with ``method`` for at most ``budget`` gradient calls.
@@ -274,6 +295,10 @@ def train(
         progress: tqdm progress bar (in gradient calls).
         callback: ``callback(iteration, info)`` after every iteration (``info``: ``spent``, ``loss``); an
             exception raised there stops the run (the last checkpoint stays).
+        samples_dir: SWA methods only: write every sample (``sample_00000.pt``, …) and round average
+            (``round_0.pt``, …) to this directory as it is taken instead of keeping it in memory; the result's
+            ``samples``/``round_averages`` are then :class:`~landscape.results.ParamFiles` that load on access
+            (``torch.load(weights_only=True)``). Checkpoints then hold only the counts.
         **options: the method's hyperparameters (see :data:`landscape.optim.methods.DEFAULTS`), e.g. ``lr``,
             ``momentum``, ``c``, ``gamma``, ``n_descent``, ``n_ascent``, ``rho``, ``swa_lr``, ``rounds``.
 
@@ -299,8 +324,29 @@ def train(
     if test_data is not None:
         xt, yt = pair(test_data, "test_data", ("x_test", "y_test"))
         test = (xt.to(first.device, first.dtype if xt.is_floating_point() else xt.dtype), yt.to(first.device))
-    run = _Run(method, model, x, y, budget=budget, batch_size=batch_size, loss_fn=loss_fn, seed=seed, o=o, test=test)
+    if samples_dir is not None:
+        if method not in SWA_METHODS:
+            fail("samples_dir", f"None for method {method!r} (only SWA methods take samples)", samples_dir)
+        check_type("samples_dir", samples_dir, (str, os.PathLike), "a directory path")
+        samples_dir = Path(samples_dir)
+        if samples_dir.exists() and not samples_dir.is_dir():
+            fail("samples_dir", "a directory path", f"{str(samples_dir)!r} (an existing file)", raw=True)
+    run = _Run(
+        method,
+        model,
+        x,
+        y,
+        budget=budget,
+        batch_size=batch_size,
+        loss_fn=loss_fn,
+        seed=seed,
+        o=o,
+        test=test,
+        samples_dir=samples_dir,
+    )
     settings = {**o, "budget": budget, "batch_size": batch_size, "seed": seed}
+    if samples_dir is not None:
+        settings["samples_dir"] = str(samples_dir.resolve())
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and resume and path.is_file():
         s = torch.load(path, weights_only=True, map_location=first.device)

@@ -21,6 +21,9 @@ a short last batch is weighted as much as a full one (exactly as ``update_bn``).
 Every sample (CPU copies, in order, with the round it belongs to) and every round's average are returned in the
 :class:`~landscape.optim.result.TrainResult` (``samples``, ``sample_rounds``, ``round_averages``) and saved
 with it: the surfaces module draws the plane through three SWA samples and the SWA↔DSWA line from them.
+Long runs keep them on disk instead of in memory with ``samples_dir=``: each sample and each round's average
+is written atomically to its own file as it is taken (``sample_00000.pt``, ``round_0.pt``) and the result holds
+a :class:`~landscape.results.ParamFiles` sequence that loads them on access (``weights_only=True``).
 
 Example:
     >>> import torch
@@ -119,7 +122,7 @@ def swa_rounds(
         lr_min: α₂ for the cyclical schedule (``None``: high constant).
         momentum: SGD momentum (the paper uses none).
         **train_kwargs: passed to :func:`landscape.optim.runner.train` (``batch_size``, ``loss_fn``, ``seed``,
-            ``test_data``, ``checkpoint``, ``progress``, …).
+            ``test_data``, ``checkpoint``, ``samples_dir``, ``progress``, …).
 
     Returns:
         the :class:`~landscape.optim.result.TrainResult` with ``samples``, ``sample_rounds``, ``round_averages``.
