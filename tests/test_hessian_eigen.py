@@ -90,6 +90,55 @@ def test_function_objective_closed_form():
 
 
 @pytest.mark.parametrize("graph", ["cached", "stream"])
+@pytest.mark.parametrize("start", ["gradient", "random"])
+def test_start_vectors_vs_dense(problem, graph, start):
+    model, x, y, _H, ev = problem
+    res = top_eigenvalues(objective(model, x, y, n_batches=2), k=3, graph=graph, start=start)
+    assert res.settings["start"] == start
+    rel = (torch.tensor(res.eigenvalues, dtype=torch.float64) - ev.flip(0)[:3]).abs() / ev.flip(0)[:3]
+    assert rel.max() <= 1e-6
+    # the gradient costs one data pass when streaming, none on a cached graph
+    extra = 1 if (start, graph) == ("gradient", "stream") else 0
+    assert res.cost.gradients == extra + (1 if graph == "cached" else res.cost.hvps)
+
+
+def test_start_auto_choice(problem):
+    model, x, y, _H, _ev = problem
+    one, two = objective(model, x, y), objective(model, x, y, n_batches=2)
+    assert top_eigenvalues(one, k=1).settings["start"] == "gradient"  # free on the cached graph
+    assert top_eigenvalues(two, k=1).settings["start"] == "random"  # would cost a pass
+    assert top_eigenvalues(one, k=1, which="smallest").settings["start"] == "random"
+    assert top_eigenvalues(one, k=1, method="power", start="gradient").settings["start"] == "random"
+
+
+def _quadratic(point: torch.Tensor):
+    A = torch.diag(torch.linspace(1.0, 2.0, 40, dtype=torch.float64))
+    Q, _ = torch.linalg.qr(torch.randn(40, 40, generator=torch.Generator().manual_seed(3), dtype=torch.float64))
+    A = Q @ A @ Q.T
+    return A, Objective.from_function(lambda t: 0.5 * t @ A @ t, point)
+
+
+def test_gradient_start_uses_the_gradient():
+    """f = ½θᵀAθ at θ = the top eigenvector: the gradient is that eigenvector, and the gradient start converges
+    in fewer products than the random one, to the same eigenvalue."""
+    A, _ = _quadratic(torch.zeros(40, dtype=torch.float64))
+    evals, evecs = torch.linalg.eigh(A)
+    _, obj = _quadratic(evecs[:, -1].clone())
+    grad = top_eigenvalues(obj, k=1, start="gradient")
+    rand = top_eigenvalues(obj, k=1, start="random")
+    assert grad.eigenvalues[0] == pytest.approx(float(evals[-1]), rel=1e-10)
+    assert rand.eigenvalues[0] == pytest.approx(float(evals[-1]), rel=1e-10)
+    assert grad.cost.hvps < rand.cost.hvps
+
+
+def test_gradient_start_at_a_stationary_point_is_the_random_start():
+    _, obj = _quadratic(torch.zeros(40, dtype=torch.float64))  # the gradient is 0
+    grad = top_eigenvalues(obj, k=2, start="gradient")
+    rand = top_eigenvalues(obj, k=2, start="random")
+    assert grad.eigenvalues == rand.eigenvalues and grad.cost.hvps == rand.cost.hvps
+
+
+@pytest.mark.parametrize("graph", ["cached", "stream"])
 def test_multi_batch_same_spectrum_as_one_batch(problem, graph):
     model, x, y, _H, _ev = problem
     one = top_eigenvalues(objective(model, x, y), k=3)
@@ -157,6 +206,7 @@ def test_lanczos_runs_diagonal_and_breakdown_restart():
         ({"which": "middle"}, ValueError, r"which: expected one of 'largest', 'smallest', got 'middle'"),
         ({"layers": ["fc"]}, ValueError, r"layers: expected parameter names or module prefixes .* got 'fc'"),
         ({"graph": "disk"}, ValueError, r"graph: expected one of 'auto', 'cached', 'stream', got 'disk'"),
+        ({"start": "ones"}, ValueError, r"start: expected one of 'auto', 'gradient', 'random', got 'ones'"),
         ({"backend": "pyhessian"}, ValueError, r"backend: expected 'native' for method='lanczos'"),
     ],
     ids=lambda v: str(v)[:30],

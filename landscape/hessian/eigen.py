@@ -9,6 +9,16 @@ Hessian (docs/benchmarks/hessian.md) this estimate was 2-3x above the true error
 on it needs 2-4 fewer products than stopping on the residual for the same accuracy. Like every Krylov method,
 an eigenvalue that the start vector barely touches can be missed; ``seed`` varies the start vector.
 
+Start vector. Lanczos converges in fewer steps from a vector close to the wanted eigenvectors. At a trained
+point the gradient lies mostly in the span of the top Hessian eigenvectors (Gur-Ari, Roberts, Dyer, "Gradient
+Descent Happens in a Tiny Subspace", 2018), and with one cached graph it is free: the graph's outputs are the
+gradient. ``start="gradient"`` therefore starts from g/‖g‖ + z/‖z‖ with z Gaussian: the random half gives
+every eigenvector a nonzero component with probability 1, as a random start does, so no eigenvalue becomes
+unreachable. On the ResNet-20 of docs/benchmarks/hessian.md it stopped after 8 instead of 9 products for the
+top eigenvalue and 14 instead of 17 for the top five, at the same accuracy. It is the default for the largest
+eigenvalues with a cached graph; streamed data would pay one extra pass for the gradient, so they start at
+random unless asked.
+
 Power iteration with deflation follows PyHessian (Yao, Gholami, Keutzer, Mahoney, "PyHessian: Neural Networks
 Through the Lens of the Hessian", 2020, Alg. 1): for each of the k eigenvalues, from a random unit vector,
 repeat v ← v orthonormalized against the eigenvectors already found, λ ← vᵀHv, v ← Hv/‖Hv‖, until
@@ -58,9 +68,21 @@ def _progress(enabled: bool, total: int, desc: str):
     return tqdm(total=total, desc=desc, leave=False)
 
 
-def _lanczos(op: HessianOperator, k: int, which: str, tol: float, max_iter: int, seed: int, progress: bool):
+def _start_vector(op: HessianOperator, start: str, seed: int) -> torch.Tensor:
+    """The Lanczos start vector: random, or gradient + random with equal norms (module docstring)."""
+    z = op.random(1, seed)
+    if start == "random":
+        return z
+    g = op.gradient()[:, None]
+    g_norm = torch.linalg.vector_norm(g)
+    if not bool(torch.isfinite(g_norm)) or float(g_norm) == 0.0:
+        return z  # at a stationary point (or a non-finite gradient) the gradient carries no direction
+    return g / g_norm + z / torch.linalg.vector_norm(z)
+
+
+def _lanczos(op: HessianOperator, k: int, which: str, tol: float, max_iter: int, seed: int, start: str, progress: bool):
     steps = min(max_iter, op.dim)
-    runs = LanczosRuns(op.matmat, op.random(1, seed), steps, on_breakdown="restart", seed=seed)
+    runs = LanczosRuns(op.matmat, _start_vector(op, start, seed), steps, on_breakdown="restart", seed=seed)
     bar = _progress(progress, steps, "lanczos")
     converged = False
     while True:
@@ -140,6 +162,7 @@ def top_eigenvalues(
     tol: float | None = None,
     max_iter: int | None = None,
     seed: int = 0,
+    start: str = "auto",
     params: Mapping[str, torch.Tensor] | None = None,
     layers: Sequence[str] | str | None = None,
     backend: str = "native",
@@ -160,6 +183,10 @@ def top_eigenvalues(
         max_iter: Lanczos: largest Krylov dimension (default min(dim, max(100, 10k))); power: iterations per
             eigenvalue (default 100, PyHessian's).
         seed: start vector(s).
+        start: Lanczos start vector: ``"gradient"`` (the normalized gradient plus a normalized random vector),
+            ``"random"``, or ``"auto"`` (default): ``"gradient"`` for the largest eigenvalues when the gradient is
+            free (one cached graph), ``"random"`` otherwise. Power iteration always starts at random, as
+            PyHessian's.
         params: the point θ (default: the model's parameters).
         layers: parameter names or prefixes: the spectrum of that principal sub-Hessian.
         backend: ``"native"`` or ``"pyhessian"`` (the PyHessian package's power iteration, for side-by-side
@@ -186,7 +213,12 @@ def top_eigenvalues(
     check_choice("backend", backend, ("native", "pyhessian"))
     check_int("k", k, minimum=1)
     check_int("seed", seed, minimum=0)
+    check_choice("start", start, ("auto", "gradient", "random"))
     op = HessianOperator(obj, params, layers=layers, graph=graph)
+    if start == "auto":
+        start = "gradient" if method == "lanczos" and which == "largest" and op.graph == "cached" else "random"
+    if method == "power":
+        start = "random"
     if k >= op.dim:
         fail("k", f"an integer < the dimension of the Hessian ({op.dim})", k)
     if tol is None:
@@ -199,6 +231,7 @@ def top_eigenvalues(
         fail("max_iter", f"an integer >= k={k} for Lanczos (the Krylov dimension)", max_iter)
     settings = {"k": k, "tol": tol, "max_iter": max_iter, "seed": seed, "layers": op.names if layers else None}
     settings["graph"] = op.graph
+    settings["start"] = start
     if backend == "pyhessian":
         from ._pyhessian import pyhessian_eigenvalues
 
@@ -212,7 +245,7 @@ def top_eigenvalues(
     with guard, obj.track() as t:
         try:
             if method == "lanczos":
-                out = _lanczos(op, k, which, tol, max_iter, seed, progress)
+                out = _lanczos(op, k, which, tol, max_iter, seed, start, progress)
             else:
                 shift = 0.0
                 if which == "smallest":

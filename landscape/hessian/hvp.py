@@ -208,6 +208,20 @@ class HessianOperator:
         out = torch.stack([torch.cat([h.detach().reshape(-1) for h in r]) for r in results], dim=1).to(torch.float64)
         return out[:, 0] if single else out
 
+    def gradient(self) -> torch.Tensor:
+        """∇f(θ) over the selected coordinates as a flat float64 vector.
+
+        Free with ``graph="cached"`` (the cached graph's outputs are the gradient); one data pass otherwise."""
+        if self.graph == "cached":
+            if self._grads is None:
+                self._build_cache()
+            assert self._grads is not None and self._leaves is not None
+            parts = [torch.zeros_like(leaf) if g is None else g.detach() for g, leaf in zip(self._grads, self._leaves)]
+        else:
+            g = self.obj.grad(self.point)
+            parts = [g[n] for n in self.names]
+        return torch.cat([t.reshape(-1) for t in parts]).to(torch.float64)
+
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """H·v for one flat vector."""
         return self.matmat(v.reshape(-1))

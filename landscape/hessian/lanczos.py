@@ -80,13 +80,15 @@ class LanczosRuns:
         if not idx:
             return False
         j = self.steps[idx[0]]  # active runs advance in lock step
-        q = self.basis[idx, j]  # (c, dim)
+        # index with a slice when every run is active: a view instead of a copy of the whole basis
+        sel: list[int] | slice = slice(None) if len(idx) == self.r else idx
+        q = self.basis[sel, j]  # (c, dim)
         w = self.matmat(q.T.contiguous()).T.contiguous()  # (c, dim)
         a = (q * w).sum(dim=1)
         w = w - a[:, None] * q
         if j > 0:
-            w = w - self.beta[idx, j - 1].to(w.device)[:, None] * self.basis[idx, j - 1]
-        Q = self.basis[idx, : j + 1]  # (c, j+1, dim)
+            w = w - self.beta[idx, j - 1].to(w.device)[:, None] * self.basis[sel, j - 1]
+        Q = self.basis[sel, : j + 1]  # (c, j+1, dim)
         for _ in range(2):
             coeff = torch.bmm(Q, w[:, :, None])
             w = w - torch.bmm(Q.transpose(1, 2), coeff)[:, :, 0]
