@@ -10,6 +10,10 @@ random CIFAR-shaped data (batch 128), CPU. Parts (``--parts``, comma separated):
               tightly converged Lanczos reference.
 * ``four``    4 batches of 128 (PyHessian's dataloader mode): top-1, top-5.
 
+Machine speed drifts on shared hosts, so every comparison is interleaved: ours, then ``--reps`` times
+(PyHessian, ours); each ratio divides a PyHessian time by the mean of the two runs of ours around it, and the
+reported speedup is the median ratio. HVP variants are timed in alternating rounds and reported as medians.
+
 Run: ``flock /tmp/landscape-bench.lock /work/venv/bin/python benchmarks/bench_hessian.py --parts hvp,one,four``
 """
 
@@ -90,32 +94,18 @@ def timed(fn, *a, **kw):
     return out, time.perf_counter() - t0
 
 
-def part_hvp(reps: int = 3) -> dict:
+def part_hvp(reps: int = 5) -> dict:
+    """Seconds per HVP of each variant: medians of ``reps`` rounds that alternate the variants (drift-robust)."""
+    import statistics
+
     model, batches = make_problem(1)
     obj = Objective(model, F.cross_entropy, batches[0])
-    out = {"params": obj.dim}
+    out: dict = {"params": obj.dim, "reps": reps}
     gen = torch.Generator().manual_seed(0)
     vs = torch.randn(obj.dim, 4, generator=gen, dtype=torch.float64)
-    # plain gradient, for scale
-    obj.grad()
-    _, t = timed(lambda: [obj.grad() for _ in range(reps)])
-    out["gradient_s"] = t / reps
-    op = HessianOperator(obj, graph="cached")
-    op.matvec(vs[:, 0])  # builds the graph
-    _, t = timed(lambda: [op.matvec(vs[:, 0]) for _ in range(reps)])
-    out["cached_s_per_hvp"] = t / reps
-    op.release()
-    op = HessianOperator(obj, graph="cached", fast_second_order=False)
-    op.matvec(vs[:, 0])
-    _, t = timed(lambda: [op.matvec(vs[:, 0]) for _ in range(reps)])
-    out["cached_pytorch_double_backward_s_per_hvp"] = t / reps
-    op.release()
-    op = HessianOperator(obj, graph="stream")
-    _, t = timed(lambda: [op.matvec(vs[:, 0]) for _ in range(reps)])
-    out["recompute_s_per_hvp"] = t / reps
-    _, t = timed(lambda: op.matmat(vs))
-    out["stream_4_vectors_per_pass_s_per_hvp"] = t / 4
-    # torch.func: vjp of grad
+    cached = HessianOperator(obj, graph="cached")
+    cached_torch = HessianOperator(obj, graph="cached", fast_second_order=False)
+    stream = HessianOperator(obj, graph="stream")
     point = obj.point()
     bufs = dict(model.named_buffers())
     x, y = batches[0]
@@ -123,15 +113,32 @@ def part_hvp(reps: int = 3) -> dict:
     def f(p):
         return F.cross_entropy(torch.func.functional_call(model, {**bufs, **p}, (x,)), y)
 
-    v = op.to_params(vs[:, 0])
+    v = stream.to_params(vs[:, 0])
 
     def vjp_of_grad():
         _, vjp_fn = torch.func.vjp(torch.func.grad(f), point)
         return vjp_fn(v)
 
-    vjp_of_grad()
-    _, t = timed(lambda: [vjp_of_grad() for _ in range(reps)])
-    out["vjp_of_grad_s_per_hvp"] = t / reps
+    variants = {
+        "gradient_s": (obj.grad, 1),
+        "cached_s_per_hvp": (lambda: cached.matvec(vs[:, 0]), 1),
+        "cached_pytorch_double_backward_s_per_hvp": (lambda: cached_torch.matvec(vs[:, 0]), 1),
+        "recompute_s_per_hvp": (lambda: stream.matvec(vs[:, 0]), 1),
+        "stream_4_vectors_per_pass_s_per_hvp": (lambda: stream.matmat(vs), 4),
+        "vjp_of_grad_s_per_hvp": (vjp_of_grad, 1),
+    }
+    for fn, _ in variants.values():  # warm up; builds the cached graphs
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(reps):
+        for name, (fn, per) in variants.items():
+            _, t = timed(fn)
+            times[name].append(t / per)
+    for name, ts in times.items():
+        out[name] = statistics.median(ts)
+    out["fast_second_order_speedup"] = statistics.median(
+        [a / b for a, b in zip(times["cached_pytorch_double_backward_s_per_hvp"], times["cached_s_per_hvp"])]
+    )
     return out
 
 
@@ -139,64 +146,112 @@ def rel_err(values, ref):
     return max(abs(a - b) / abs(b) for a, b in zip(values, ref))
 
 
-def part_spectra(n_batches: int, density_iter: int, pyhessian_max_iter: int, ref_iter: int) -> dict:
+def interleaved(native, other, reps: int, extra: dict | None = None) -> dict:
+    """Run ``native`` (and the ``extra`` variants of ours), then ``reps`` times (``other``, ours …): each ratio
+    divides an ``other`` time by the mean of the two runs of a variant around it, which cancels a machine speed
+    that drifts linearly."""
+    import statistics
+
+    ours = {"native": native, **(extra or {})}
+    a = {name: [fn()] for name, fn in ours.items()}
+    b = []
+    for _ in range(reps):
+        b.append(other())
+        for name, fn in ours.items():
+            a[name].append(fn())
+    out = {"other_runs": b, "other_seconds": statistics.median([r.cost.seconds for r in b])}
+    for name, runs in a.items():
+        ratios = [rb.cost.seconds / (0.5 * (runs[i].cost.seconds + runs[i + 1].cost.seconds)) for i, rb in enumerate(b)]
+        key = "" if name == "native" else f"{name}_"
+        out[f"{key}native_runs"] = runs
+        out[f"{key}ratios"] = ratios
+        out[f"{key}speedup"] = statistics.median(ratios)
+        out[f"{key}native_seconds"] = statistics.median([r.cost.seconds for r in runs])
+    return out
+
+
+def _eig_row(r, ref_vals) -> dict:
+    return {
+        "eigenvalues": r.eigenvalues,
+        "rel_err": rel_err(sorted(r.eigenvalues, reverse=True), ref_vals[: len(r.eigenvalues)]),
+        "error_estimates": r.error_estimates,
+        "hvps": r.cost.hvps,
+        "gradients": r.cost.gradients,
+        "seconds": r.cost.seconds,
+        "graph": r.settings["graph"],
+        "start": r.settings.get("start"),
+    }
+
+
+def part_spectra(n_batches: int, density_iter: int, pyhessian_max_iter: int, ref_iter: int, reps: int) -> dict:
     from pyhessian import hessian as PyHessian  # noqa: F401 (fails early if not installed)
 
     model, batches = make_problem(n_batches)
     data = batches[0] if n_batches == 1 else batches
     obj = Objective(model, F.cross_entropy, data)
-    out: dict = {"n_batches": n_batches, "params": obj.dim}
+    out: dict = {"n_batches": n_batches, "params": obj.dim, "reps": reps}
     # the reference: Lanczos run far past its default tolerance, on the cached graph (fastest)
     ref = top_eigenvalues(obj, k=5, tol=1e-12, max_iter=ref_iter, graph="cached")
     out["reference"] = {"eigenvalues": ref.eigenvalues, "hvps": ref.cost.hvps, "seconds": ref.cost.seconds}
     print(json.dumps({"reference": out["reference"]}), flush=True)
     ref_vals = ref.eigenvalues
-    variants = {
-        "native": {},
-        "native_power": {"method": "power"},
-        "pyhessian": {"backend": "pyhessian", "method": "power", "max_iter": pyhessian_max_iter},
-    }
-    if n_batches > 1:
-        variants["native_cached"] = {"graph": "cached"}
     for k in (1, 5):
-        row = {}
-        for name, kw in variants.items():
-            if name == "native_power" and (k > 1 or n_batches > 1):
-                continue  # PyHessian's procedure and cost; skipped where it would only lengthen the run
-            r = top_eigenvalues(obj, k=k, **kw)
-            row[name] = {
-                "eigenvalues": r.eigenvalues,
-                "rel_err": rel_err(sorted(r.eigenvalues, reverse=True), ref_vals[:k]),
-                "error_estimates": r.error_estimates,
-                "hvps": r.cost.hvps,
-                "seconds": r.cost.seconds,
-                "graph": r.settings["graph"],
-            }
-        row["speedup"] = row["pyhessian"]["seconds"] / row["native"]["seconds"]
+        # ours at tol=1e-4 as well: still far more accurate than PyHessian's tol=1e-3 power iteration
+        extra = {"tol1e-4": lambda k=k: top_eigenvalues(obj, k=k, tol=1e-4)} if k == 5 else None
+        pair = interleaved(
+            lambda k=k: top_eigenvalues(obj, k=k),
+            lambda k=k: top_eigenvalues(obj, k=k, backend="pyhessian", method="power", max_iter=pyhessian_max_iter),
+            reps,
+            extra,
+        )
+        row = {
+            "native": _eig_row(pair["native_runs"][-1], ref_vals),
+            "pyhessian": _eig_row(pair["other_runs"][-1], ref_vals),
+            "native_seconds_median": pair["native_seconds"],
+            "pyhessian_seconds_median": pair["other_seconds"],
+            "ratios": pair["ratios"],
+            "speedup": pair["speedup"],
+        }
+        if extra:
+            row["native_tol1e-4"] = _eig_row(pair["tol1e-4_native_runs"][-1], ref_vals)
+            row["native_tol1e-4_seconds_median"] = pair["tol1e-4_native_seconds"]
+            row["native_tol1e-4_ratios"] = pair["tol1e-4_ratios"]
+            row["native_tol1e-4_speedup"] = pair["tol1e-4_speedup"]
+        if k == 1 and n_batches == 1:  # our power iteration: PyHessian's procedure on our HVPs
+            row["native_power"] = _eig_row(top_eigenvalues(obj, k=1, method="power"), ref_vals)
+        if n_batches > 1:
+            row["native_cached"] = _eig_row(top_eigenvalues(obj, k=k, graph="cached"), ref_vals)
         out[f"top{k}"] = row
         print(json.dumps({f"top{k}": row}), flush=True)
     if n_batches == 1:
+        pair = interleaved(
+            lambda: trace(obj, n_samples=20), lambda: trace(obj, n_samples=20, backend="pyhessian"), reps
+        )
         row = {}
-        for backend in ("native", "pyhessian"):
-            r = trace(obj, n_samples=20, backend=backend)
-            row[backend] = {
-                "value": r.value,
-                "standard_error": r.standard_error,
-                "hvps": r.cost.hvps,
-                "seconds": r.cost.seconds,
-            }
+        for name, r in (("native", pair["native_runs"][-1]), ("pyhessian", pair["other_runs"][-1])):
+            row[name] = {"value": r.value, "standard_error": r.standard_error, "hvps": r.cost.hvps}
+        row.update(
+            native_seconds_median=pair["native_seconds"],
+            pyhessian_seconds_median=pair["other_seconds"],
+            ratios=pair["ratios"],
+            speedup=pair["speedup"],
+        )
         out["trace"] = row
         print(json.dumps({"trace": row}), flush=True)
+        pair = interleaved(
+            lambda: density(obj, n_runs=1, n_iter=density_iter),
+            lambda: density(obj, n_runs=1, n_iter=density_iter, backend="pyhessian"),
+            reps,
+        )
         row = {}
-        for backend in ("native", "pyhessian"):
-            r = density(obj, n_runs=1, n_iter=density_iter, backend=backend)
-            row[backend] = {
-                "nodes_min": float(r.nodes.min()),
-                "nodes_max": float(r.nodes.max()),
-                "hvps": r.cost.hvps,
-                "seconds": r.cost.seconds,
-            }
-        row["speedup"] = row["pyhessian"]["seconds"] / row["native"]["seconds"]
+        for name, r in (("native", pair["native_runs"][-1]), ("pyhessian", pair["other_runs"][-1])):
+            row[name] = {"nodes_min": float(r.nodes.min()), "nodes_max": float(r.nodes.max()), "hvps": r.cost.hvps}
+        row.update(
+            native_seconds_median=pair["native_seconds"],
+            pyhessian_seconds_median=pair["other_seconds"],
+            ratios=pair["ratios"],
+            speedup=pair["speedup"],
+        )
         out["density"] = row
         print(json.dumps({"density": row}), flush=True)
     return out
@@ -210,6 +265,8 @@ def main() -> None:
     ap.add_argument("--pyhessian-max-iter", type=int, default=100)
     ap.add_argument("--pyhessian-max-iter-four", type=int, default=20)
     ap.add_argument("--ref-iter", type=int, default=100)
+    ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions, one batch")
+    ap.add_argument("--reps-four", type=int, default=1, help="interleaved repetitions, four batches")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     results = {"torch": torch.__version__, "threads": args.threads}
@@ -218,9 +275,11 @@ def main() -> None:
         results["hvp"] = part_hvp()
         print(json.dumps({"hvp": results["hvp"]}), flush=True)
     if "one" in parts:
-        results["one_batch"] = part_spectra(1, args.density_iter, args.pyhessian_max_iter, args.ref_iter)
+        results["one_batch"] = part_spectra(1, args.density_iter, args.pyhessian_max_iter, args.ref_iter, args.reps)
     if "four" in parts:
-        results["four_batches"] = part_spectra(4, args.density_iter, args.pyhessian_max_iter_four, args.ref_iter)
+        results["four_batches"] = part_spectra(
+            4, args.density_iter, args.pyhessian_max_iter_four, args.ref_iter, args.reps_four
+        )
     print(json.dumps(results, indent=1))
 
 

@@ -9,7 +9,9 @@ Toy CNN (``build_model("toy_cnn")``), batch 128 of random CIFAR-shaped data, flo
    loop and vs 10 plain batch-gradient steps, and the probe with ``normalize="batch"``;
 3. SWA averaging (WeightAverager) vs ``torch.optim.swa_utils.AveragedModel.update_parameters``.
 
-Reports medians over ``--reps`` repetitions and the ratios against the targets.
+Machine speed drifts on shared hosts, so the candidates of each comparison run in alternating rounds (one call
+of each per round, after a warm-up call). Reported: medians over the ``--reps`` rounds, and each ratio as the
+median of the per-round ratios (both sides measured within seconds of each other).
 """
 
 from __future__ import annotations
@@ -29,20 +31,31 @@ from landscape.optim import SAM, SGD, SGDSALR, WeightAverager
 from landscape.sharpness.stochastic import probe_kernel
 
 
-def timeit(fn, reps: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
+def rounds(fns: dict, reps: int) -> dict[str, list[float]]:
+    """Seconds of every function in ``fns`` over ``reps`` alternating rounds (after one warm-up call each)."""
+    for fn in fns.values():
         fn()
-    out = []
+    out: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            out[name].append(time.perf_counter() - t0)
+    return out
+
+
+def med(ts: list[float]) -> float:
+    return statistics.median(ts)
+
+
+def ratio(a: list[float], b: list[float]) -> float:
+    """The median of the per-round ratios a/b."""
+    return statistics.median([x / y for x, y in zip(a, b)])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=128)
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -64,12 +77,17 @@ def main() -> None:
     sgd = SGD(model.parameters(), lr=0.01)
     salr = SGDSALR(model, F.cross_entropy, lr=0.01, c=2, n_descent=5, n_ascent=5, gamma=0.005)
     sam = SAM(model.parameters(), rho=0.05, lr=0.01)
-    t_sgd = timeit(lambda: sgd.step(closure_for(sgd)), args.reps * 2)
-    t_salr = timeit(lambda: [salr.step(closure_for(salr), batch=(x, y)) for _ in range(2)], args.reps) / 2
-    t_sam = timeit(lambda: sam.step(closure_for(sam)), args.reps * 2)
-    print("\n| optimizer | s / iteration | × SGD |\n|---|---|---|")
-    for name, t in (("SGD", t_sgd), ("SGD-SALR (c=2, n1=n2=5)", t_salr), ("SAM", t_sam)):
-        print(f"| {name} | {t:.4f} | {t / t_sgd:.2f} |")
+    it = rounds(
+        {
+            "SGD": lambda: [sgd.step(closure_for(sgd)) for _ in range(2)],
+            "SGD-SALR (c=2, n1=n2=5)": lambda: [salr.step(closure_for(salr), batch=(x, y)) for _ in range(2)],
+            "SAM": lambda: [sam.step(closure_for(sam)) for _ in range(2)],
+        },
+        args.reps,
+    )
+    print("\n| optimizer | s / iteration | × SGD (median of per-round ratios) |\n|---|---|---|")
+    for name, ts in it.items():
+        print(f"| {name} | {med(ts) / 2:.4f} | {ratio(ts, it['SGD']):.2f} |")
 
     # 2. the probe (10 normalized steps + 2 forward passes) vs loop vs plain batch-gradient steps
     params = {n: p.detach() for n, p in model.named_parameters()}
@@ -120,26 +138,32 @@ def main() -> None:
         return p
 
     model.eval()
-    t_ghost = timeit(probe, args.reps)
-    t_probe = timeit(lambda: probe(method="vmap"), args.reps)
-    t_probe_c32 = timeit(lambda: probe(chunk=32, method="vmap"), args.reps)
-    t_probe_batch = timeit(lambda: probe("batch"), args.reps)
-    t_batch = timeit(batch_steps, args.reps)
-    t_loop = timeit(loop_probe, max(1, args.reps // 2), warmup=0)
+    names = {
+        "ghost": "per-example probe (ghost norms, default)",
+        "vmap": "per-example probe (vmap)",
+        "vmap32": "per-example probe (vmap, chunk 32)",
+        "batchnorm": "batch-normalized probe",
+        "batch": "plain batch-gradient steps",
+        "loop": "explicit per-example loop",
+    }
+    t = rounds(
+        {
+            "ghost": probe,
+            "vmap": lambda: probe(method="vmap"),
+            "vmap32": lambda: probe(chunk=32, method="vmap"),
+            "batchnorm": lambda: probe("batch"),
+            "batch": batch_steps,
+            "loop": loop_probe,
+        },
+        args.reps,
+    )
     print(f"\n| {steps} normalized steps | s | × batch-gradient steps |\n|---|---|---|")
-    for name, t in (
-        ("per-example probe (ghost norms, default)", t_ghost),
-        ("per-example probe (vmap)", t_probe),
-        ("per-example probe (vmap, chunk 32)", t_probe_c32),
-        ("batch-normalized probe", t_probe_batch),
-        ("plain batch-gradient steps", t_batch),
-        ("explicit per-example loop", t_loop),
-    ):
-        print(f"| {name} | {t:.3f} | {t / t_batch:.2f} |")
-    print(f"\nghost probe / batch steps = {t_ghost / t_batch:.2f} (target <= 1.5)")
-    print(f"loop / ghost probe = {t_loop / t_ghost:.2f} (target >= 2.5)")
-    print(f"vmap probe / ghost probe = {t_probe / t_ghost:.2f}")
-    print(f"vmap probe / batch steps = {t_probe / t_batch:.2f}, loop / vmap probe = {t_loop / t_probe:.2f}")
+    for key, name in names.items():
+        print(f"| {name} | {med(t[key]):.3f} | {ratio(t[key], t['batch']):.2f} |")
+    print(f"\nghost probe / batch steps = {ratio(t['ghost'], t['batch']):.2f} (target <= 1.5)")
+    print(f"loop / ghost probe = {ratio(t['loop'], t['ghost']):.2f} (target >= 2.5)")
+    print(f"vmap probe / ghost probe = {ratio(t['vmap'], t['ghost']):.2f}")
+    print(f"per-round ghost / batch: {[round(a / b, 3) for a, b in zip(t['ghost'], t['batch'])]}")
 
     # 3. SWA averaging
     avg = WeightAverager()
@@ -147,10 +171,10 @@ def main() -> None:
     named = dict(model.named_parameters())
     avg.update(named)
     am.update_parameters(model)
-    t_ours = timeit(lambda: avg.update(named), args.reps * 20)
-    t_am = timeit(lambda: am.update_parameters(model), args.reps * 20)
-    print(f"\n| averaging update | ms |\n|---|---|\n| WeightAverager | {1e3 * t_ours:.3f} |")
-    print(f"| AveragedModel | {1e3 * t_am:.3f} |\nWeightAverager / AveragedModel = {t_ours / t_am:.2f} (target <= 1)")
+    a = rounds({"ours": lambda: avg.update(named), "am": lambda: am.update_parameters(model)}, args.reps * 20)
+    print(f"\n| averaging update | ms |\n|---|---|\n| WeightAverager | {1e3 * med(a['ours']):.3f} |")
+    print(f"| AveragedModel | {1e3 * med(a['am']):.3f} |")
+    print(f"WeightAverager / AveragedModel = {ratio(a['ours'], a['am']):.2f} (target <= 1)")
 
 
 if __name__ == "__main__":
