@@ -246,6 +246,9 @@ def _cmd_train(a: argparse.Namespace) -> int:
         _print_json(res)
     else:
         _say(f"final weights: {res['final']}\nhistory: {res['history']}")
+        if res["samples"] is not None:
+            smp = res["samples"]
+            _say(f"SWA samples: {len(smp['samples'])} + {len(smp['rounds'])} round averages in {smp['dir']}")
     return 0
 
 

@@ -100,7 +100,19 @@ def surface_run(
     states = [load_state_dict(c) for c in checkpoints]  # fail on a bad file before loading data
     dataset = resolve_data(data).subset(train_samples, test_samples)
     net = resolve_model(model, defaults=dataset.model_defaults())
-    load_into(net, states[0])
+    no_buffers = [n for n, _ in net.named_buffers() if n not in states[0]]
+    if no_buffers and len(no_buffers) == len(dict(net.named_buffers())):
+        # parameter-only files (SWA samples written by `landscape train`): the buffers are not part of the point
+        if not recompute_bn:
+            fail(
+                "checkpoints",
+                "full state_dicts with the model's buffers, or --recompute-bn for parameter-only files such as SWA"
+                " samples",
+                f"'{checkpoints[0]}' without {len(no_buffers)} buffers ({no_buffers[0]!r}, ...)",
+                raw=True,
+            )
+    else:
+        load_into(net, states[0])
     dev = torch.device(device) if device is not None else torch.device("cpu")
     net = net.to(dev)
     weights = [load_params(net, s) for s in states]
@@ -203,7 +215,10 @@ def train_run(
 
     Writes ``out_dir/checkpoint.pt`` while training (every ``checkpoint_every`` iterations), then ``final.pt``
     (weights-only state_dict), ``history.json`` (per-iteration loss, learning rate, sharpness, gradient calls)
-    and ``metrics.json``. With ``resume`` an interrupted run continues from ``checkpoint.pt`` and ends with the
+    and ``metrics.json``. The SWA methods also stream every SWA sample and every round's average to
+    ``out_dir/samples/`` (``sample_00000.pt``…, ``round_0.pt``…: parameters only), ready for
+    ``landscape surface plane`` (with ``--recompute-bn`` for BatchNorm models). With ``resume`` an interrupted
+    run continues from ``checkpoint.pt`` and ends with the
     weights of an uninterrupted run; without it an existing checkpoint is an error (nothing is overwritten).
 
     Args:
@@ -224,10 +239,12 @@ def train_run(
         progress: progress bar.
 
     Returns:
-        ``{"final", "history", "metrics", "checkpoint", "test", "iterations", "gradient_calls", "seconds"}``.
+        ``{"final", "history", "metrics", "checkpoint", "samples", "test", "iterations", "gradient_calls",
+        "seconds"}`` (``samples``: the sample directory and its file names, or ``None`` for non-SWA methods).
     """
     from .checkpoint import load_into, load_state_dict, save_checkpoint
     from .optim import train
+    from .optim.methods import SWA_METHODS
     from .report import write_json
     from .specs import resolve_data, resolve_model
 
@@ -256,6 +273,8 @@ def train_run(
     kw: dict[str, Any] = {}
     if checkpoint_every is not None:
         kw["checkpoint_every"] = checkpoint_every
+    if method in SWA_METHODS:
+        kw["samples_dir"] = out / "samples"
     out.mkdir(parents=True, exist_ok=True)
     res = train(
         method,
@@ -283,4 +302,7 @@ def train_run(
         "settings": res.settings,
     }
     metrics = write_json(out / "metrics.json", summary)
-    return {"final": final, "history": history, "metrics": metrics, "checkpoint": ckpt, **summary}
+    samples = None
+    if method in SWA_METHODS:
+        samples = {"dir": out / "samples", "samples": list(res.samples.names), "rounds": list(res.round_averages.names)}
+    return {"final": final, "history": history, "metrics": metrics, "checkpoint": ckpt, "samples": samples, **summary}

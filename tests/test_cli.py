@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,12 @@ def make_data():
         "x_test": torch.randn(48, 40, generator=g),
         "y_test": torch.randint(0, 10, (48,), generator=g),
     }
+
+
+def make_bn_net(hidden: int = 8) -> nn.Module:
+    """make_net with a BatchNorm layer (buffers); used as --model tests.test_cli:make_bn_net."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(40, hidden), nn.BatchNorm1d(hidden), nn.Tanh(), nn.Linear(hidden, 10))
 
 
 MODEL = "tests.test_cli:make_net"
@@ -459,6 +466,48 @@ def test_train_refuses_to_overwrite_without_resume(capsys, tmp_path):
     assert run(capsys, "train", "sgd", *TRAIN, "--out", str(tmp_path))[0] == 0
     code, _, err = run(capsys, "train", "sgd", *TRAIN, "--out", str(tmp_path))
     assert_one_line_error(code, err, r"--out: expected a directory without a previous run's checkpoint.pt")
+
+
+def test_train_swa_streams_samples_usable_by_surface(capsys, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "train", "dswa", *TRAIN, "--out", str(out), "--opt", "c=2", "--json")
+    assert code == 0, err
+    summary = json.loads(stdout)
+    samples = out / "samples"
+    names = sorted(p.name for p in samples.iterdir())
+    n = len(summary["samples"]["samples"])
+    assert n >= 3 and summary["samples"]["rounds"] == ["round_0.pt", "round_1.pt"]
+    assert names == ["round_0.pt", "round_1.pt"] + [f"sample_{i:05d}.pt" for i in range(n)]
+    from landscape.checkpoint import load_state_dict
+
+    # the last round's average is the final model's weights
+    final, last = load_state_dict(out / "final.pt"), load_state_dict(samples / "round_1.pt")
+    assert last.keys() == {n for n, _ in make_net().named_parameters()}
+    assert all(torch.equal(final[k], last[k]) for k in last)
+    pts = [str(samples / n) for n in ("sample_00000.pt", "sample_00002.pt", "round_1.pt")]
+    args = ["--model", MODEL, "--data", DATA, "--resolution", "3", "--no-progress"]
+    code, _, err = run(capsys, "surface", "plane", *pts, *args, "--out", str(tmp_path / "plane"))
+    assert code == 0, err
+    assert (tmp_path / "plane" / "surface.npz").is_file()
+
+
+def test_surface_through_parameter_only_samples_of_a_batchnorm_model(capsys, tmp_path):
+    bn = "tests.test_cli:make_bn_net"
+    out = tmp_path / "run"
+    train_args = ["--model", bn, "--data", DATA, "--budget", "30", "--batch-size", "16", "--no-progress"]
+    code, _, err = run(capsys, "train", "swa", *train_args, "--out", str(out), "--opt", "c=2")
+    assert code == 0, err
+    assert re.search(r"SWA samples: \d+ \+ 1 round averages in .*samples", err)
+    pts = [str(out / "samples" / f"sample_{i:05d}.pt") for i in (0, 2, 4)]
+    args = ["--model", bn, "--data", DATA, "--resolution", "3", "--no-progress"]
+    code, _, err = run(capsys, "surface", "plane", *pts, *args, "--out", str(tmp_path / "a"))
+    assert_one_line_error(
+        code, err, r"checkpoints: expected full state_dicts with the model's buffers, or --recompute-bn"
+    )
+    assert not (tmp_path / "a").exists()
+    code, _, err = run(capsys, "surface", "plane", *pts, *args, "--recompute-bn", "--out", str(tmp_path / "b"))
+    assert code == 0, err
+    assert (tmp_path / "b" / "surface.png").is_file()
 
 
 def test_train_bad_option(capsys, tmp_path):
