@@ -20,6 +20,7 @@ step, applying R vectors per data pass.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -28,6 +29,7 @@ import torch
 from .._checks import check_int, check_positive, fail
 from .._state import preserve_state
 from ..objective import Objective
+from ._resume import LanczosCheckpoint
 from .eigen import _Null, _progress
 from .hvp import HessianOperator
 from .lanczos import LanczosRuns, ritz
@@ -78,6 +80,8 @@ def density(
     layers: Sequence[str] | str | None = None,
     backend: str = "native",
     graph: str = "auto",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 10,
     progress: bool = False,
 ) -> DensityResult:
     """Eigenvalue density of H(θ) by stochastic Lanczos quadrature (Ghorbani et al. 2019).
@@ -89,6 +93,9 @@ def density(
         sigma: Gaussian broadening (default 1% of the spread of the Ritz values).
         grid: number of grid points or the grid itself.
         seed, params, layers, graph, progress: as in :func:`~landscape.hessian.top_eigenvalues`.
+        checkpoint, checkpoint_every: save the Lanczos runs' state to this file every ``checkpoint_every``
+            steps; called again with the same arguments, the computation resumes from it and ends with the
+            identical result (:mod:`landscape.hessian._resume`).
         backend: ``"native"`` or ``"pyhessian"`` (PyHessian's ``density(iter=n_iter, n_v=n_runs)`` with a
             scoped ``torch.eig`` shim, broadened here the same way).
 
@@ -116,6 +123,9 @@ def density(
     steps = min(n_iter, op.dim)
     settings = {"n_runs": n_runs, "n_iter": steps, "seed": seed, "layers": op.names if layers else None}
     settings["graph"] = op.graph
+    if checkpoint is not None and backend != "native":
+        fail("checkpoint", "None with backend='pyhessian' (only native runs resume)", checkpoint)
+    ckpt = LanczosCheckpoint(checkpoint, op, "density", settings, checkpoint_every)
     if backend == "pyhessian":
         from ._pyhessian import pyhessian_density
 
@@ -126,7 +136,11 @@ def density(
         with guard, obj.track() as t:
             try:
                 runs = LanczosRuns(op.matmat, op.random(n_runs, seed, "rademacher"), steps, on_breakdown="stop")
-                while runs.step():
+                if ckpt.restore(runs) and bar is not None:
+                    bar.update(max(runs.steps))
+                while not runs.done:
+                    runs.step()
+                    ckpt.step(runs, final=runs.done)
                     if bar is not None:
                         bar.update(1)
             finally:

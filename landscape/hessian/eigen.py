@@ -28,6 +28,7 @@ runs it on H − |λ_max|·I, whose largest-magnitude eigenvalues are the most n
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -35,6 +36,7 @@ import torch
 from .._checks import check_choice, check_int, check_positive, fail
 from .._state import preserve_state
 from ..objective import Objective
+from ._resume import LanczosCheckpoint
 from .hvp import HessianOperator
 from .lanczos import LanczosRuns, ritz
 from .results import EigenResult
@@ -80,15 +82,37 @@ def _start_vector(op: HessianOperator, start: str, seed: int) -> torch.Tensor:
     return g / g_norm + z / torch.linalg.vector_norm(z)
 
 
-def _lanczos(op: HessianOperator, k: int, which: str, tol: float, max_iter: int, seed: int, start: str, progress: bool):
+def _lanczos(
+    op: HessianOperator,
+    k: int,
+    which: str,
+    tol: float,
+    max_iter: int,
+    seed: int,
+    start: str,
+    progress: bool,
+    ckpt: LanczosCheckpoint,
+):
     steps = min(max_iter, op.dim)
-    runs = LanczosRuns(op.matmat, _start_vector(op, start, seed), steps, on_breakdown="restart", seed=seed)
+    # a resumed run takes its start vector from the checkpoint (no gradient pass for it)
+    if ckpt.exists:
+        first = torch.ones(op.dim, 1, dtype=torch.float64, device=op.device)
+    else:
+        first = _start_vector(op, start, seed)
+    runs = LanczosRuns(op.matmat, first, steps, on_breakdown="restart", seed=seed)
+    resumed = ckpt.restore(runs)
     bar = _progress(progress, steps, "lanczos")
+    if bar is not None and resumed:
+        bar.update(runs.steps[0])
     converged = False
     while True:
-        more = runs.step()
-        if bar is not None:
-            bar.update(1)
+        if resumed:  # first judge the restored state, as the interrupted run did after its last step
+            more, resumed = not runs.done, False
+        else:
+            more = runs.step()
+            ckpt.step(runs)
+            if bar is not None:
+                bar.update(1)
         m = runs.steps[0]
         if m >= k:
             theta, S, res = ritz(runs, 0)
@@ -100,6 +124,7 @@ def _lanczos(op: HessianOperator, k: int, which: str, tol: float, max_iter: int,
                 break
         elif not more:
             break
+    ckpt.save(runs)
     if bar is not None:
         bar.close()
     if m < k:
@@ -167,6 +192,8 @@ def top_eigenvalues(
     layers: Sequence[str] | str | None = None,
     backend: str = "native",
     graph: str = "auto",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 10,
     progress: bool = False,
 ) -> EigenResult:
     """The k largest (or most negative) eigenvalues of H(θ) and their eigenvectors.
@@ -192,6 +219,10 @@ def top_eigenvalues(
         backend: ``"native"`` or ``"pyhessian"`` (the PyHessian package's power iteration, for side-by-side
             checks; requires ``method="power"``, ``which="largest"``).
         graph: HVP strategy, see :class:`~landscape.hessian.hvp.HessianOperator`.
+        checkpoint: Lanczos only: a file to save the run's state to every ``checkpoint_every`` steps; called
+            again with the same arguments, the run resumes from it and ends with the identical result
+            (:mod:`landscape.hessian._resume`).
+        checkpoint_every: Lanczos steps between saves (default 10).
         progress: show a progress bar.
 
     Returns:
@@ -232,6 +263,9 @@ def top_eigenvalues(
     settings = {"k": k, "tol": tol, "max_iter": max_iter, "seed": seed, "layers": op.names if layers else None}
     settings["graph"] = op.graph
     settings["start"] = start
+    if checkpoint is not None and (method != "lanczos" or backend != "native"):
+        fail("checkpoint", "None unless method='lanczos' with the native backend (only Lanczos resumes)", checkpoint)
+    ckpt = LanczosCheckpoint(checkpoint, op, "eigen", {**settings, "which": which}, checkpoint_every)
     if backend == "pyhessian":
         from ._pyhessian import pyhessian_eigenvalues
 
@@ -245,7 +279,7 @@ def top_eigenvalues(
     with guard, obj.track() as t:
         try:
             if method == "lanczos":
-                out = _lanczos(op, k, which, tol, max_iter, seed, start, progress)
+                out = _lanczos(op, k, which, tol, max_iter, seed, start, progress, ckpt)
             else:
                 shift = 0.0
                 if which == "smallest":

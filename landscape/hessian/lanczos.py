@@ -68,6 +68,35 @@ class LanczosRuns:
         self.active = [True] * r
         self._scale = 0.0
 
+    def state_dict(self) -> dict:
+        """The process state (basis so far, recurrences, step counts, restart generator) as CPU tensors."""
+        m = max(self.steps) + 1
+        return {
+            "basis": self.basis[:, : min(m, self.max_steps + 1)].cpu().clone(),
+            "alpha": self.alpha.clone(),
+            "beta": self.beta.clone(),
+            "steps": torch.tensor(self.steps, dtype=torch.int64),
+            "active": torch.tensor(self.active, dtype=torch.bool),
+            "scale": torch.tensor(self._scale, dtype=torch.float64),
+            "generator": self._gen.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict` (same operator, start block shape and ``max_steps``)."""
+        basis = state["basis"]
+        if basis.shape[0] != self.r or basis.shape[2] != self.dim or state["alpha"].shape != self.alpha.shape:
+            raise ValueError(
+                f"checkpoint: expected Lanczos state of {self.r} runs x {self.max_steps} steps x dim {self.dim}, "
+                f"got basis {tuple(basis.shape)}, alpha {tuple(state['alpha'].shape)}"
+            )
+        self.basis[:, : basis.shape[1]] = basis.to(self.basis.device)
+        self.alpha.copy_(state["alpha"])
+        self.beta.copy_(state["beta"])
+        self.steps = [int(s) for s in state["steps"]]
+        self.active = [bool(a) for a in state["active"]]
+        self._scale = float(state["scale"])
+        self._gen.set_state(state["generator"])
+
     @property
     def done(self) -> bool:
         return not any(self.active)

@@ -1,0 +1,110 @@
+"""Interruptible Lanczos runs: the process state on disk, resumed to the identical result.
+
+On large data one Hessian-vector product is a full pass over the data, and a spectral density of 100 Lanczos
+steps can run for hours. With ``checkpoint=PATH``, :func:`~landscape.hessian.top_eigenvalues` (Lanczos) and
+:func:`~landscape.hessian.density` write the state of their Lanczos runs (the orthonormal basis so far, the
+α/β recurrences, step counts and the restart generator) to ``PATH`` every ``checkpoint_every`` steps, atomically
+(a killed run never leaves a half-written file). Called again with the same arguments, they load it and
+continue: the products are deterministic, so the result equals that of an uninterrupted run bit for bit on the
+same machine. The result's ``cost`` counts only the products of the call that returns it.
+
+The file is tied to the computation by a SHA-256 fingerprint of the settings, the point θ, the model's buffers,
+the selected coordinates and the number of samples; a file with another fingerprint is refused with a one-line
+error rather than overwritten. (Other data of the same size and at the same point is not detected.) The file is
+read with ``torch.load(..., weights_only=True)``. Its size is about (steps + 1)·runs·dim float64 numbers.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._checks import check_int, fail
+from ..results import atomic_write_bytes
+from ..surface.store import fingerprint
+from .hvp import HessianOperator
+from .lanczos import LanczosRuns
+
+__all__ = ["LanczosCheckpoint"]
+
+_FORMAT = "landscape-lanczos-1"
+
+
+class LanczosCheckpoint:
+    """Save and restore :class:`~landscape.hessian.lanczos.LanczosRuns` for one computation.
+
+    Args:
+        path: the checkpoint file (``None``: do nothing).
+        op: the Hessian operator (its point, coordinates and objective enter the fingerprint).
+        kind: which computation (``"eigen"``, ``"density"``).
+        settings: everything else that determines the result.
+        every: steps between saves.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike | None, op: HessianOperator, kind: str, settings: Mapping[str, Any], every: int
+    ) -> None:
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            fail("checkpoint", "a file path", path, exc=TypeError)
+        self.every = check_int("checkpoint_every", every, minimum=1)
+        self.path = Path(path) if path is not None else None
+        if self.path is not None and self.path.is_dir():
+            fail("checkpoint", "a file path", f"'{self.path}' (a directory)", raw=True)
+        self.fingerprint = ""
+        if self.path is not None:
+            obj = op.obj
+            buffers = dict(obj.model.named_buffers()) if obj.model is not None else {}
+            self.fingerprint = fingerprint(
+                format=_FORMAT,
+                kind=kind,
+                settings=dict(settings),
+                names=op.names,
+                point={n: t.detach().cpu() for n, t in op.point.items()},
+                buffers={n: t.detach().cpu() for n, t in buffers.items()},
+                samples=getattr(obj, "num_samples", None),
+                dtype=str(op.dtype),
+            )
+        self._since = 0
+
+    @property
+    def exists(self) -> bool:
+        """Whether a checkpoint file is there to resume from."""
+        return self.path is not None and self.path.is_file()
+
+    def restore(self, runs: LanczosRuns) -> bool:
+        """Load the saved state into ``runs`` (returns False when there is no file)."""
+        if not self.exists:
+            return False
+        assert self.path is not None
+        state = torch.load(self.path, weights_only=True, map_location="cpu")
+        if not isinstance(state, dict) or state.get("fingerprint") != self.fingerprint:
+            fail(
+                "checkpoint",
+                "a checkpoint of this computation (same settings, point and data size)",
+                f"'{self.path}', written by another computation (remove it to start afresh)",
+                raw=True,
+            )
+        runs.load_state_dict(state["runs"])
+        return True
+
+    def step(self, runs: LanczosRuns, *, final: bool = False) -> None:
+        """Count one Lanczos step; save every ``every`` steps (and at the end when ``final``)."""
+        if self.path is None:
+            return
+        self._since += 1
+        if final or self._since >= self.every:
+            self.save(runs)
+
+    def save(self, runs: LanczosRuns) -> None:
+        if self.path is None:
+            return
+        buf = io.BytesIO()
+        torch.save({"fingerprint": self.fingerprint, "runs": runs.state_dict()}, buf)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.path, buf.getvalue())
+        self._since = 0

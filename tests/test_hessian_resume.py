@@ -1,0 +1,111 @@
+"""Interrupted Lanczos computations (top eigenvalues, density) resume from their checkpoint to the identical
+result; foreign checkpoints are refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from landscape.hessian import HessianOperator, density, top_eigenvalues
+
+from .conftest import assert_same_state, snapshot
+from .test_hessian_helpers import data, objective, tiny_bn_mlp
+
+
+class _Stop(Exception):
+    pass
+
+
+def _interrupt_after(monkeypatch, calls: int) -> None:
+    """Make the operator raise on its (calls+1)-th product call, as a killed process would stop."""
+    real = HessianOperator.matmat
+    count = {"n": 0}
+
+    def matmat(self, vectors):
+        count["n"] += 1
+        if count["n"] > calls:
+            raise _Stop
+        return real(self, vectors)
+
+    monkeypatch.setattr(HessianOperator, "matmat", matmat)
+
+
+@pytest.fixture
+def problem():
+    model = tiny_bn_mlp()
+    x, y = data()
+    return model, x, y
+
+
+@pytest.mark.parametrize("n_batches", [1, 2], ids=["cached", "stream"])
+def test_top_eigenvalues_resume_equals_uninterrupted(problem, tmp_path, monkeypatch, n_batches):
+    model, x, y = problem
+    full = top_eigenvalues(objective(model, x, y, n_batches=n_batches), k=3)
+    ckpt = tmp_path / "eig.pt"
+    before = snapshot(model)
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 7)
+        with pytest.raises(_Stop):
+            top_eigenvalues(objective(model, x, y, n_batches=n_batches), k=3, checkpoint=ckpt, checkpoint_every=3)
+    assert_same_state(before, snapshot(model))
+    assert ckpt.is_file()
+    resumed = top_eigenvalues(objective(model, x, y, n_batches=n_batches), k=3, checkpoint=ckpt, checkpoint_every=3)
+    assert resumed.eigenvalues == full.eigenvalues
+    assert resumed.residuals == full.residuals and resumed.iterations == full.iterations
+    for a, b in zip(resumed.eigenvectors, full.eigenvectors):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    # saved after product 6 (every 3 steps): the resumed call repeats product 7 and does the rest
+    assert resumed.cost.hvps == full.cost.hvps - 6
+    # the finished state is kept: calling again costs no product and gives the same result
+    again = top_eigenvalues(objective(model, x, y, n_batches=n_batches), k=3, checkpoint=ckpt)
+    assert again.eigenvalues == full.eigenvalues and again.cost.hvps == 0
+
+
+def test_density_resume_equals_uninterrupted(problem, tmp_path, monkeypatch):
+    model, x, y = problem
+    kw = dict(n_runs=3, n_iter=12, seed=4)
+    full = density(objective(model, x, y, n_batches=2), **kw)
+    ckpt = tmp_path / "slq.pt"
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 5)
+        with pytest.raises(_Stop):
+            density(objective(model, x, y, n_batches=2), checkpoint=ckpt, checkpoint_every=2, **kw)
+    resumed = density(objective(model, x, y, n_batches=2), checkpoint=ckpt, checkpoint_every=2, **kw)
+    assert torch.equal(resumed.nodes, full.nodes) and torch.equal(resumed.weights, full.weights)
+    assert torch.equal(resumed.density, full.density) and torch.equal(resumed.grid, full.grid)
+    assert resumed.cost.hvps == full.cost.hvps - 4 * 3  # 4 steps of 3 runs were saved
+
+
+def test_foreign_checkpoint_is_refused_and_left_alone(problem, tmp_path):
+    model, x, y = problem
+    ckpt = tmp_path / "eig.pt"
+    top_eigenvalues(objective(model, x, y), k=2, checkpoint=ckpt)
+    saved = ckpt.read_bytes()
+    match = r"checkpoint: expected a checkpoint of this computation \(same settings, point and data size\), got '"
+    with pytest.raises(ValueError, match=match):
+        top_eigenvalues(objective(model, x, y), k=2, seed=1, checkpoint=ckpt)
+    with pytest.raises(ValueError, match=match):
+        density(objective(model, x, y), n_iter=5, checkpoint=ckpt)
+    with torch.no_grad():
+        model[0].weight.add_(0.01)  # another point
+    with pytest.raises(ValueError, match=match):
+        top_eigenvalues(objective(model, x, y), k=2, checkpoint=ckpt)
+    assert ckpt.read_bytes() == saved
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"method": "power", "checkpoint": "c.pt"}, ValueError, r"checkpoint: expected None unless method='lanczos'"),
+        ({"checkpoint": "c.pt", "checkpoint_every": 0}, ValueError, r"checkpoint_every: expected an integer >= 1"),
+        ({"checkpoint": 3}, TypeError, r"checkpoint: expected a file path, got 3"),
+        ({"checkpoint": "."}, ValueError, r"checkpoint: expected a file path, got '\.' \(a directory\)"),
+    ],
+    ids=["power", "every", "type", "directory"],
+)
+def test_bad_checkpoint_arguments(problem, kwargs, exc, match, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model, x, y = problem
+    with pytest.raises(exc, match=match):
+        top_eigenvalues(objective(model, x, y), k=1, **kwargs)
+    assert not (tmp_path / "c.pt").exists()
