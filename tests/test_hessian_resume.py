@@ -1,12 +1,12 @@
-"""Interrupted Lanczos computations (top eigenvalues, density) resume from their checkpoint to the identical
-result; foreign checkpoints are refused."""
+"""Interrupted spectrum computations (top eigenvalues, density, trace) resume from their checkpoint to the
+identical result; foreign checkpoints are refused."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from landscape.hessian import HessianOperator, density, top_eigenvalues
+from landscape.hessian import HessianOperator, density, top_eigenvalues, trace
 
 from .conftest import assert_same_state, snapshot
 from .test_hessian_helpers import data, objective, tiny_bn_mlp
@@ -76,6 +76,26 @@ def test_density_resume_equals_uninterrupted(problem, tmp_path, monkeypatch):
     assert resumed.cost.hvps == full.cost.hvps - 4 * 3  # 4 steps of 3 runs were saved
 
 
+@pytest.mark.parametrize(
+    ("method", "n", "block", "every", "calls", "saved"),
+    [("hutchinson", 20, 4, 2, 3, 8), ("hutch++", 21, 3, 1, 5, 13)],
+    ids=["hutchinson", "hutch++"],
+)
+def test_trace_resume_equals_uninterrupted(problem, tmp_path, monkeypatch, method, n, block, every, calls, saved):
+    model, x, y = problem
+    kw = dict(method=method, n_samples=n, block_size=block, seed=2)
+    full = trace(objective(model, x, y, n_batches=2), **kw)
+    ckpt = tmp_path / "tr.pt"
+    with monkeypatch.context() as m:
+        _interrupt_after(m, calls)
+        with pytest.raises(_Stop):
+            trace(objective(model, x, y, n_batches=2), checkpoint=ckpt, checkpoint_every=every, **kw)
+    resumed = trace(objective(model, x, y, n_batches=2), checkpoint=ckpt, checkpoint_every=every, **kw)
+    assert resumed.value == full.value and resumed.standard_error == full.standard_error
+    assert torch.equal(resumed.samples, full.samples)
+    assert resumed.cost.hvps == full.cost.hvps - saved
+
+
 def test_foreign_checkpoint_is_refused_and_left_alone(problem, tmp_path):
     model, x, y = problem
     ckpt = tmp_path / "eig.pt"
@@ -86,6 +106,8 @@ def test_foreign_checkpoint_is_refused_and_left_alone(problem, tmp_path):
         top_eigenvalues(objective(model, x, y), k=2, seed=1, checkpoint=ckpt)
     with pytest.raises(ValueError, match=match):
         density(objective(model, x, y), n_iter=5, checkpoint=ckpt)
+    with pytest.raises(ValueError, match=match):
+        trace(objective(model, x, y), n_samples=5, checkpoint=ckpt)
     with torch.no_grad():
         model[0].weight.add_(0.01)  # another point
     with pytest.raises(ValueError, match=match):

@@ -1,17 +1,19 @@
-"""Interruptible Lanczos runs: the process state on disk, resumed to the identical result.
+"""Interruptible spectrum computations: their state on disk, resumed to the identical result.
 
 On large data one Hessian-vector product is a full pass over the data, and a spectral density of 100 Lanczos
 steps can run for hours. With ``checkpoint=PATH``, :func:`~landscape.hessian.top_eigenvalues` (Lanczos) and
 :func:`~landscape.hessian.density` write the state of their Lanczos runs (the orthonormal basis so far, the
-α/β recurrences, step counts and the restart generator) to ``PATH`` every ``checkpoint_every`` steps, atomically
-(a killed run never leaves a half-written file). Called again with the same arguments, they load it and
+α/β recurrences, step counts and the restart generator), and :func:`~landscape.hessian.trace` the products
+computed so far, to ``PATH`` every ``checkpoint_every`` data passes, atomically (a killed run never leaves a
+half-written file). Called again with the same arguments, they load it and
 continue: the products are deterministic, so the result equals that of an uninterrupted run bit for bit on the
 same machine. The result's ``cost`` counts only the products of the call that returns it.
 
 The file is tied to the computation by a SHA-256 fingerprint of the settings, the point θ, the model's buffers,
 the selected coordinates and the number of samples; a file with another fingerprint is refused with a one-line
 error rather than overwritten. (Other data of the same size and at the same point is not detected.) The file is
-read with ``torch.load(..., weights_only=True)``. Its size is about (steps + 1)·runs·dim float64 numbers.
+read with ``torch.load(..., weights_only=True)``. Its size is about (steps + 1)·runs·dim float64 numbers for
+Lanczos, and samples·dim for the trace.
 """
 
 from __future__ import annotations
@@ -30,20 +32,20 @@ from ..surface.store import fingerprint
 from .hvp import HessianOperator
 from .lanczos import LanczosRuns
 
-__all__ = ["LanczosCheckpoint"]
+__all__ = ["LanczosCheckpoint", "ProductCheckpoint", "SpectrumCheckpoint"]
 
-_FORMAT = "landscape-lanczos-1"
+_FORMAT = "landscape-spectrum-1"
 
 
-class LanczosCheckpoint:
-    """Save and restore :class:`~landscape.hessian.lanczos.LanczosRuns` for one computation.
+class SpectrumCheckpoint:
+    """A fingerprinted state file for one spectrum computation (``path=None``: every method does nothing).
 
     Args:
-        path: the checkpoint file (``None``: do nothing).
+        path: the checkpoint file.
         op: the Hessian operator (its point, coordinates and objective enter the fingerprint).
-        kind: which computation (``"eigen"``, ``"density"``).
+        kind: which computation (``"eigen"``, ``"density"``, ``"trace"``).
         settings: everything else that determines the result.
-        every: steps between saves.
+        every: data passes between saves.
     """
 
     def __init__(
@@ -76,10 +78,10 @@ class LanczosCheckpoint:
         """Whether a checkpoint file is there to resume from."""
         return self.path is not None and self.path.is_file()
 
-    def restore(self, runs: LanczosRuns) -> bool:
-        """Load the saved state into ``runs`` (returns False when there is no file)."""
+    def load(self) -> dict | None:
+        """The saved state (``None`` when there is no file); a file of another computation is refused."""
         if not self.exists:
-            return False
+            return None
         assert self.path is not None
         state = torch.load(self.path, weights_only=True, map_location="cpu")
         if not isinstance(state, dict) or state.get("fingerprint") != self.fingerprint:
@@ -89,22 +91,62 @@ class LanczosCheckpoint:
                 f"'{self.path}', written by another computation (remove it to start afresh)",
                 raw=True,
             )
-        runs.load_state_dict(state["runs"])
+        return state["state"]
+
+    def write(self, state: dict) -> None:
+        """Save ``state`` (tensors, numbers, lists and dicts of them) atomically."""
+        if self.path is None:
+            return
+        buf = io.BytesIO()
+        torch.save({"fingerprint": self.fingerprint, "state": state}, buf)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.path, buf.getvalue())
+        self._since = 0
+
+    def due(self, *, final: bool = False) -> bool:
+        """Count one data pass; True when a save is due (every ``every`` passes, or ``final``)."""
+        if self.path is None:
+            return False
+        self._since += 1
+        return final or self._since >= self.every
+
+
+class LanczosCheckpoint(SpectrumCheckpoint):
+    """Save and restore :class:`~landscape.hessian.lanczos.LanczosRuns`."""
+
+    def restore(self, runs: LanczosRuns) -> bool:
+        """Load the saved state into ``runs`` (returns False when there is no file)."""
+        state = self.load()
+        if state is None:
+            return False
+        runs.load_state_dict(state)
         return True
 
     def step(self, runs: LanczosRuns, *, final: bool = False) -> None:
         """Count one Lanczos step; save every ``every`` steps (and at the end when ``final``)."""
-        if self.path is None:
-            return
-        self._since += 1
-        if final or self._since >= self.every:
+        if self.due(final=final):
             self.save(runs)
 
     def save(self, runs: LanczosRuns) -> None:
+        self.write(runs.state_dict())
+
+
+class ProductCheckpoint(SpectrumCheckpoint):
+    """Save and restore the columns H·Z computed so far, per phase of a computation (Hutch++ has three)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        saved = self.load()
+        self.phases: dict[str, torch.Tensor] = dict(saved["phases"]) if saved is not None else {}
+
+    def done(self, phase: str) -> torch.Tensor | None:
+        """The columns of ``phase`` computed before (CPU float64), or None."""
+        return self.phases.get(phase)
+
+    def record(self, phase: str, columns: torch.Tensor, *, final: bool) -> None:
+        """Count one data pass that extended ``phase`` to ``columns``; save when due."""
         if self.path is None:
             return
-        buf = io.BytesIO()
-        torch.save({"fingerprint": self.fingerprint, "runs": runs.state_dict()}, buf)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.path, buf.getvalue())
-        self._since = 0
+        self.phases[phase] = columns
+        if self.due(final=final):
+            self.write({"phases": {k: v.detach().cpu().clone() for k, v in self.phases.items()}})

@@ -18,6 +18,7 @@ Probes are applied ``block_size`` per data pass (:meth:`HessianOperator.matmat`)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -25,6 +26,7 @@ import torch
 from .._checks import check_choice, check_int, fail
 from .._state import preserve_state
 from ..objective import Objective
+from ._resume import ProductCheckpoint
 from .eigen import _Null, _progress
 from .hvp import HessianOperator
 from .results import TraceResult
@@ -32,12 +34,24 @@ from .results import TraceResult
 __all__ = ["trace"]
 
 
-def _blocked(op: HessianOperator, Z: torch.Tensor, block_size: int, bar) -> torch.Tensor:
+def _blocked(
+    op: HessianOperator, Z: torch.Tensor, block_size: int, bar, ckpt: ProductCheckpoint, phase: str
+) -> torch.Tensor:
     out = torch.empty_like(Z)
-    for start in range(0, Z.shape[1], block_size):
-        out[:, start : start + block_size] = op.matmat(Z[:, start : start + block_size])
+    m = Z.shape[1]
+    first = 0
+    saved = ckpt.done(phase)
+    if saved is not None:  # resumed: the columns computed before the interruption
+        first = saved.shape[1]
+        out[:, :first] = saved.to(out.device)
         if bar is not None:
-            bar.update(min(block_size, Z.shape[1] - start))
+            bar.update(first)
+    for start in range(first, m, block_size):
+        end = min(start + block_size, m)
+        out[:, start:end] = op.matmat(Z[:, start:end])
+        ckpt.record(phase, out[:, :end], final=end == m)
+        if bar is not None:
+            bar.update(end - start)
     return out
 
 
@@ -52,6 +66,8 @@ def trace(
     backend: str = "native",
     graph: str = "auto",
     block_size: int = 10,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 10,
     progress: bool = False,
 ) -> TraceResult:
     """tr(H(θ)) by Hutchinson's or the Hutch++ estimator, with a standard error.
@@ -66,6 +82,9 @@ def trace(
         backend: ``"native"`` or ``"pyhessian"`` (PyHessian's ``trace(maxIter=n_samples, tol=1e-3)``,
             Hutchinson only; note its early stop when the running mean is negative).
         block_size: probes per data pass.
+        checkpoint, checkpoint_every: save the products computed so far to this file every
+            ``checkpoint_every`` data passes; called again with the same arguments, the estimate resumes from it
+            and ends with the identical result (:mod:`landscape.hessian._resume`).
 
     Example:
         >>> import torch, torch.nn.functional as F
@@ -90,7 +109,12 @@ def trace(
 
         if method != "hutchinson":
             fail("backend", "'native' for method='hutch++' (PyHessian has Hutchinson only)", backend)
+        if checkpoint is not None:
+            fail("checkpoint", "None with backend='pyhessian' (only native runs resume)", checkpoint)
         return pyhessian_trace(obj, op, n_samples=n_samples, seed=seed, settings=settings)
+    ckpt = ProductCheckpoint(
+        checkpoint, op, "trace", {**settings, "method": method, "block_size": block_size}, checkpoint_every
+    )
 
     guard = preserve_state(obj.model) if obj.model is not None else _Null()
     bar = _progress(progress, n_samples, method)
@@ -98,7 +122,7 @@ def trace(
         try:
             if method == "hutchinson":
                 Z = op.random(n_samples, seed, "rademacher")
-                HZ = _blocked(op, Z, block_size, bar)
+                HZ = _blocked(op, Z, block_size, bar, ckpt, "probes")
                 samples = (Z * HZ).sum(dim=0).cpu()
                 value = samples.mean()
                 se = samples.std(unbiased=True) / n_samples**0.5 if n_samples > 1 else torch.tensor(float("inf"))
@@ -106,12 +130,12 @@ def trace(
                 n_sketch = n_samples // 3
                 n_probe = n_samples - 2 * n_sketch
                 S = op.random(n_sketch, seed, "rademacher")
-                Q, _ = torch.linalg.qr(_blocked(op, S, block_size, bar))
-                HQ = _blocked(op, Q, block_size, bar)
+                Q, _ = torch.linalg.qr(_blocked(op, S, block_size, bar, ckpt, "sketch"))
+                HQ = _blocked(op, Q, block_size, bar, ckpt, "range")
                 low_rank = (Q * HQ).sum()
                 G = op.random(n_probe, seed + 1, "rademacher")
                 G = G - Q @ (Q.T @ G)
-                HG = _blocked(op, G, block_size, bar)
+                HG = _blocked(op, G, block_size, bar, ckpt, "residual")
                 samples = (G * HG).sum(dim=0).cpu()
                 value = low_rank.cpu() + samples.mean()
                 se = samples.std(unbiased=True) / n_probe**0.5 if n_probe > 1 else torch.tensor(float("inf"))
