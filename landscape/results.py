@@ -78,10 +78,6 @@ class ParamFiles(Sequence):
         atomic_write_bytes(self.root / name, buf.getvalue())
         self.names.append(name)
 
-    def truncate(self, n: int) -> None:
-        """Forget entries past the first ``n`` (their files are overwritten when written again)."""
-        del self.names[n:]
-
     def __len__(self) -> int:
         return len(self.names)
 

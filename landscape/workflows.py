@@ -100,8 +100,9 @@ def surface_run(
     states = [load_state_dict(c) for c in checkpoints]  # fail on a bad file before loading data
     dataset = resolve_data(data).subset(train_samples, test_samples)
     net = resolve_model(model, defaults=dataset.model_defaults())
-    no_buffers = [n for n, _ in net.named_buffers() if n not in states[0]]
-    if no_buffers and len(no_buffers) == len(dict(net.named_buffers())):
+    buffers = [n for n, _ in net.named_buffers()]
+    no_buffers = [n for n in buffers if n not in states[0]]
+    if buffers and len(no_buffers) == len(buffers):
         # parameter-only files (SWA samples written by `landscape train`): the buffers are not part of the point
         if not recompute_bn:
             fail(
@@ -218,8 +219,8 @@ def train_run(
     and ``metrics.json``. The SWA methods also stream every SWA sample and every round's average to
     ``out_dir/samples/`` (``sample_00000.pt``…, ``round_0.pt``…: parameters only), ready for
     ``landscape surface plane`` (with ``--recompute-bn`` for BatchNorm models). With ``resume`` an interrupted
-    run continues from ``checkpoint.pt`` and ends with the
-    weights of an uninterrupted run; without it an existing checkpoint is an error (nothing is overwritten).
+    run continues from ``checkpoint.pt`` and ends with the weights of an uninterrupted run; without it an
+    existing checkpoint is an error (nothing is overwritten).
 
     Args:
         method: a runner method (``sgd``, ``adam``, ``swa``, ``dswa``, ``tswa``, ``salr-sgd``, ``salr-adam``,

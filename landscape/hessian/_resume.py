@@ -130,6 +130,11 @@ class LanczosCheckpoint(SpectrumCheckpoint):
     def save(self, runs: LanczosRuns) -> None:
         self.write(runs.state_dict())
 
+    def flush(self, runs: LanczosRuns) -> None:
+        """Save the final state unless the file already holds it (no step since the last save or restore)."""
+        if self._since > 0:
+            self.save(runs)
+
 
 class ProductCheckpoint(SpectrumCheckpoint):
     """Save and restore the columns H·Z computed so far, per phase of a computation (Hutch++ has three)."""

@@ -124,7 +124,7 @@ def _lanczos(
                 break
         elif not more:
             break
-    ckpt.save(runs)
+    ckpt.flush(runs)
     if bar is not None:
         bar.close()
     if m < k:

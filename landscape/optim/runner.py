@@ -73,7 +73,6 @@ class _Run:
         self.tests: dict[str, list] = {"test_iteration": [], "test_loss": [], "test_error": []}
         self.swa = method in SWA_METHODS
         self.averager = WeightAverager()
-        self.samples_dir = samples_dir
         self.samples: list[dict] | ParamFiles = [] if samples_dir is None else ParamFiles([], samples_dir)
         self.sample_rounds: list[int] = []
         self.round_averages: list[dict] | ParamFiles = [] if samples_dir is None else ParamFiles([], samples_dir)
@@ -164,10 +163,7 @@ class _Run:
         if i % self.c == 0:
             p = self.params()
             self.averager.update(p)
-            if isinstance(self.samples, ParamFiles):
-                self.samples.write(f"sample_{len(self.samples):05d}.pt", p)
-            else:
-                self.samples.append({k: v.detach().cpu().clone() for k, v in p.items()})
+            _keep(self.samples, f"sample_{len(self.samples):05d}.pt", p)
             self.sample_rounds.append(r)
         if i == self.round_len:
             with torch.no_grad():
@@ -178,10 +174,7 @@ class _Run:
                 for j in range(0, len(self.x), self.batch_size)
             ]
             recompute_bn_(self.model, self.loss_fn, batches)
-            if isinstance(self.round_averages, ParamFiles):
-                self.round_averages.write(f"round_{len(self.round_averages)}.pt", self.averager.average)
-            else:
-                self.round_averages.append({k: v.detach().cpu().clone() for k, v in self.averager.average.items()})
+            _keep(self.round_averages, f"round_{len(self.round_averages)}.pt", self.averager.average)
             self.averager = WeightAverager()
 
     # -- history and evaluation
@@ -224,12 +217,9 @@ class _Run:
             "history": dict(self.done),
             "tests": {k: list(v) for k, v in self.tests.items()},
             "averager": self.averager.state_dict(),
-            # on disk, only the counts: the files themselves were written as the samples were taken
-            "samples": len(self.samples) if isinstance(self.samples, ParamFiles) else self.samples,
+            "samples": _saved(self.samples),
             "sample_rounds": self.sample_rounds,
-            "round_averages": (
-                len(self.round_averages) if isinstance(self.round_averages, ParamFiles) else self.round_averages
-            ),
+            "round_averages": _saved(self.round_averages),
         }
 
     def load(self, s: dict[str, Any]) -> None:
@@ -257,6 +247,19 @@ class _Run:
             self.round_averages = ParamFiles(rounds, self.samples.root)
         else:
             self.samples, self.round_averages = list(s["samples"]), list(s["round_averages"])
+
+
+def _keep(seq: list[dict] | ParamFiles, name: str, params: dict[str, torch.Tensor]) -> None:
+    """Append a CPU copy of ``params`` to ``seq``: in memory, or written to ``name`` for :class:`ParamFiles`."""
+    if isinstance(seq, ParamFiles):
+        seq.write(name, params)
+    else:
+        seq.append({k: v.detach().cpu().clone() for k, v in params.items()})
+
+
+def _saved(seq: list[dict] | ParamFiles) -> list[dict] | int:
+    """What a checkpoint keeps of ``seq``: the dicts, or for files only their count (written as taken)."""
+    return len(seq) if isinstance(seq, ParamFiles) else seq
 
 
 def train(
