@@ -256,19 +256,22 @@ def test_surface_duplicate_points(capsys, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- working paths
-def test_diagnose_end_to_end_json(capsys, tmp_path):
-    ckpt = _save_net(tmp_path / "c.pt")
+def test_diagnose_end_to_end_json(capsys, tmp_path, monkeypatch):
+    """Run from the output's parent with a relative ``--out`` (as a user types it)."""
+    _save_net(tmp_path / "c.pt")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
     out = tmp_path / "diag"
     code, stdout, err = run(
         capsys,
         "diagnose",
-        ckpt,
+        "c.pt",
         "--model",
         MODEL,
         "--data",
         DATA,
         "--out",
-        str(out),
+        "diag",
         "--quick",
         "--json",
         "--resolution",

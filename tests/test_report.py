@@ -124,3 +124,25 @@ def test_referenced_paths_skips_urls_and_anchors(tmp_path):
         '<a href="#x">a</a><a href="https://e.org/">b</a><img src="data:image/png;base64,AA"><img src="f.png">'
     )
     assert referenced_paths(page) == ["f.png"]
+
+
+def test_relative_out_dir_from_another_working_directory(tmp_path, monkeypatch):
+    """A relative out_dir and figure paths built from it (``out/figures/x.png``) are not prefixed twice."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from landscape.report import Report
+
+    monkeypatch.chdir(tmp_path)
+    rep = Report("t", "out")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    rep.matplotlib(fig, "line")
+    (tmp_path / "out" / "n.json").write_text("{}")
+    rep.link("out/n.json", "numbers")  # relative to the working directory
+    rep.link("n.json", "numbers again")  # relative to the report directory
+    page = rep.write()
+    assert page.is_file()
+    assert rep.files == ["figures/line.png", "n.json", "n.json"]

@@ -73,7 +73,8 @@ class Report:
 
     def __init__(self, title: str, out_dir: str | os.PathLike, *, subtitle: str | None = None) -> None:
         self.title = title
-        self.out_dir = Path(out_dir)
+        # absolute, so that paths built as ``out_dir / ...`` are not taken as relative to it a second time
+        self.out_dir = Path(os.path.abspath(out_dir))
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._blocks: list[str] = []
         if subtitle:
@@ -126,7 +127,10 @@ class Report:
     def _relative(self, path: str | os.PathLike) -> str:
         p = Path(path)
         if not p.is_absolute():
-            p = self.out_dir / p
+            # relative to the report directory; a path that already names it (``out/figures/x.png`` given with
+            # ``out_dir="out"``) is taken relative to the working directory instead
+            inside = self.out_dir / p
+            p = inside if inside.exists() or not Path(os.path.abspath(p)).exists() else Path(os.path.abspath(p))
         try:
             rel = p.resolve().relative_to(self.out_dir.resolve())
         except ValueError:
