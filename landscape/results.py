@@ -9,18 +9,31 @@ Every estimator returns a small frozen dataclass deriving from :class:`Result`. 
 * :class:`~landscape.objective.Cost`          → JSON,
 * numbers, strings, lists, dicts, ``None``   → JSON.
 
-``save(path)`` writes ``path.npz`` and ``path.json`` atomically (temporary file + ``os.replace``) so an
-interrupted save never leaves a half-written result. Arrays load back as numpy arrays or torch tensors, as
-they were saved. Loading uses ``numpy.load(allow_pickle=False)``: no code runs on load.
+``save(path)`` writes ``path.npz`` and ``path.json`` as a pair: both go to temporary files first (flushed to
+disk), then replace the destinations, JSON first. The JSON holds the SHA-256 of the ``.npz`` it belongs to
+and :meth:`Result.load` checks it, so a save interrupted at any moment leaves either the previous result
+intact or a pair that ``load`` refuses with a one-line error; never a silent mix of old and new. Arrays load
+back as numpy arrays or torch tensors, as they were saved. Loading uses ``numpy.load(allow_pickle=False)``: no
+code runs on load.
+
+Outputs and symbolic links: every file is written by :func:`atomic_write_bytes` (or :func:`atomic_output` for
+writers that need a path, such as ``savefig``), which renames a temporary file over the destination. A symbolic
+link planted at the destination is therefore replaced by the new file; its target is never opened or modified.
+Directories on the way (``out_dir``, parents) are created with ``mkdir(exist_ok=True)`` and symbolic links
+among them are followed, so an output directory may live on another disk through a link.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import io
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +42,93 @@ import torch
 
 from .objective import Cost
 
-__all__ = ["ParamFiles", "Result", "atomic_write_bytes", "to_jsonable"]
+__all__ = ["ParamFiles", "Result", "atomic_output", "atomic_write_bytes", "atomic_write_files", "to_jsonable"]
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    path = Path(path)
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by the owner alone; outputs get the permissions a plain open() would give
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def _temp_file(path: Path, data: bytes) -> str:
+    """Write ``data`` to a new temporary file beside ``path`` (flushed to disk); returns its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
+            f.flush()
+            os.fsync(f.fileno())  # the rename must not reach the disk before the data
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _unlink(tmp)
         raise
+    return tmp
+
+
+def _unlink(tmp: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``.
+
+    A reader sees the old file or the new one, never a part. A symbolic link at ``path`` is replaced by the
+    file (``os.replace`` renames over the link itself); the link's target is left untouched.
+    """
+    atomic_write_files({path: data})
+
+
+def atomic_write_files(files: Mapping[str | os.PathLike, bytes]) -> None:
+    """Write several files: all to temporary files first, then each renamed over its destination in order.
+
+    An interruption while the data are written leaves every destination as it was; only one between the
+    renames (microseconds) leaves some files new and the rest old, which callers detect by storing a digest
+    of the later files in the earlier ones (as :meth:`Result.save` does).
+    """
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            temps.append((_temp_file(path, data), path))
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in temps:
+            _unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same suffix) to write to; renamed over ``path`` when the block succeeds.
+
+    For writers that take a file name (``fig.savefig``, ``fig.write_html``): the destination is replaced
+    atomically, never written through a symbolic link, and left as it was when the writer fails.
+
+    Example:
+        >>> import tempfile, os
+        >>> target = os.path.join(tempfile.mkdtemp(), "a.txt")
+        >>> with atomic_output(target) as tmp:
+        ...     _ = tmp.write_text("hello")
+        >>> open(target).read()
+        'hello'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.fchmod(fd, _FILE_MODE)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        _unlink(tmp)
 
 
 class ParamFiles(Sequence):
@@ -71,8 +155,6 @@ class ParamFiles(Sequence):
 
     def write(self, name: str, params: dict[str, torch.Tensor]) -> None:
         """Save ``params`` (as CPU tensors) to ``root/name`` and append it."""
-        import io
-
         buf = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in params.items()}, buf)
         atomic_write_bytes(self.root / name, buf.getvalue())
@@ -132,7 +214,8 @@ class Result:
     """Base for all result dataclasses (see module docstring)."""
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``<path>.npz`` and ``<path>.json``; returns the base path (suffix stripped)."""
+        """Write ``<path>.npz`` and ``<path>.json`` as a pair (see module docstring); returns the base path
+        (suffix stripped)."""
         base = Path(path)
         if base.suffix in (".npz", ".json"):
             base = base.with_suffix("")
@@ -165,13 +248,17 @@ class Result:
             else:
                 meta[f.name] = to_jsonable(v)
                 manifest[f.name] = "json"
-        import io
-
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        atomic_write_bytes(base.with_suffix(".npz"), buf.getvalue())
-        doc = {"type": type(self).__name__, "manifest": manifest, "fields": meta}
-        atomic_write_bytes(base.with_suffix(".json"), json.dumps(doc, indent=1).encode())
+        npz = buf.getvalue()
+        doc = {
+            "type": type(self).__name__,
+            "npz_sha256": hashlib.sha256(npz).hexdigest(),
+            "manifest": manifest,
+            "fields": meta,
+        }
+        # JSON first: interrupted between the two renames, the new JSON's digest does not match the old npz.
+        atomic_write_files({base.with_suffix(".json"): json.dumps(doc, indent=1).encode(), base.with_suffix(".npz"): npz})
         return base
 
     @classmethod
@@ -184,11 +271,27 @@ class Result:
         for p in (jpath, npath):
             if not p.is_file():
                 raise FileNotFoundError(f"path: expected a saved result ({p.name} present), got missing {p}")
-        doc = json.loads(jpath.read_text())
-        if doc.get("type") != cls.__name__:
-            raise ValueError(f"path: expected a saved {cls.__name__}, got a saved {doc.get('type')!r}")
+        try:
+            doc = json.loads(jpath.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"path: expected a saved result, got an unreadable {jpath.name} ({e})") from None
+        if not isinstance(doc, dict) or doc.get("type") != cls.__name__:
+            found = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
+            raise ValueError(f"path: expected a saved {cls.__name__}, got a saved {found!r}")
+        npz = npath.read_bytes()
+        want = doc.get("npz_sha256")  # absent in files written before the digest was stored
+        if want is not None and hashlib.sha256(npz).hexdigest() != want:
+            raise ValueError(
+                f"path: expected {npath.name} written together with {jpath.name} (sha256 {want[:12]}...), got a "
+                f"different {npath.name} (sha256 {hashlib.sha256(npz).hexdigest()[:12]}...); the save was "
+                "interrupted or the files were mixed — save the result again"
+            )
+        try:
+            z = np.load(io.BytesIO(npz), allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"path: expected a readable {npath.name}, got a corrupt file ({e})") from None
         kwargs: dict[str, Any] = {}
-        with np.load(npath, allow_pickle=False) as z:
+        with z:
             for name, kind in doc["manifest"].items():
                 if kind == "tensor":
                     kwargs[name] = torch.from_numpy(z[name].copy())

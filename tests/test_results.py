@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
@@ -79,3 +80,146 @@ def test_validator_messages():
     with pytest.raises(ValueError, match=r"gamma: expected a finite number > 0, got inf"):
         check_positive("gamma", float("inf"))
     assert check_positive("lr", 0, allow_zero=True) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------- pair atomicity
+def _other():
+    p = {"a.weight": torch.ones(2, 3, dtype=torch.float64), "a.bias": torch.ones(2)}
+    return _Demo(
+        value=2.0,
+        grid=np.arange(7.0),
+        curve=torch.ones(3),
+        point=p,
+        points=[p],
+        settings={"eps": 0.5},
+        cost=Cost(forwards=1),
+        note="new",
+    )
+
+
+def _assert_equal(a: _Demo, b: _Demo) -> None:
+    np.testing.assert_array_equal(a.grid, b.grid)
+    assert torch.equal(a.curve, b.curve) and a.settings == b.settings and a.note == b.note
+
+
+def test_interrupted_between_the_two_renames_is_refused_on_load(tmp_path, monkeypatch):
+    import landscape.results as R
+
+    old = _demo()
+    old.save(tmp_path / "res")
+    real = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(".npz"):
+            raise KeyboardInterrupt("killed after the JSON was renamed")
+        real(src, dst)
+
+    monkeypatch.setattr(R.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        _other().save(tmp_path / "res")
+    monkeypatch.undo()
+    # the new JSON beside the old npz: a mix, refused with one line instead of loaded
+    assert json.loads((tmp_path / "res.json").read_text())["fields"]["note"] == "new"
+    with pytest.raises(ValueError, match=r"path: expected res\.npz written together with res\.json .*interrupted"):
+        _Demo.load(tmp_path / "res")
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
+
+
+def test_interrupted_while_writing_leaves_the_old_result_intact(tmp_path, monkeypatch):
+    import landscape.results as R
+
+    old = _demo()
+    old.save(tmp_path / "res")
+    real = R._temp_file
+    calls = []
+
+    def temp_file(path, data):
+        calls.append(path)
+        if len(calls) == 2:  # the JSON's temporary file is written, the npz's is not
+            raise OSError("disk full")
+        return real(path, data)
+
+    monkeypatch.setattr(R, "_temp_file", temp_file)
+    with pytest.raises(OSError, match="disk full"):
+        _other().save(tmp_path / "res")
+    monkeypatch.undo()
+    _assert_equal(_Demo.load(tmp_path / "res"), old)
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_npz_swapped_for_another_results_is_refused(tmp_path):
+    _demo().save(tmp_path / "a")
+    _other().save(tmp_path / "b")
+    os.replace(tmp_path / "b.npz", tmp_path / "a.npz")
+    with pytest.raises(ValueError, match=r"path: expected a\.npz written together with a\.json"):
+        _Demo.load(tmp_path / "a")
+
+
+def test_corrupt_files_give_one_line_errors(tmp_path):
+    _demo().save(tmp_path / "a")
+    (tmp_path / "a.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"path: expected a saved result, got an unreadable a\.json"):
+        _Demo.load(tmp_path / "a")
+    _demo().save(tmp_path / "b")
+    doc = json.loads((tmp_path / "b.json").read_text())
+    del doc["npz_sha256"]  # as written before digests were stored
+    (tmp_path / "b.json").write_text(json.dumps(doc))
+    (tmp_path / "b.npz").write_bytes((tmp_path / "b.npz").read_bytes()[:50])
+    with pytest.raises(ValueError, match=r"path: expected a readable b\.npz, got a corrupt file"):
+        _Demo.load(tmp_path / "b")
+
+
+def test_result_without_digest_still_loads(tmp_path):
+    r = _demo()
+    r.save(tmp_path / "a")
+    doc = json.loads((tmp_path / "a.json").read_text())
+    del doc["npz_sha256"]
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    _assert_equal(_Demo.load(tmp_path / "a"), r)
+
+
+# ---------------------------------------------------------------------------------------------- symlinks
+def test_save_replaces_a_planted_symlink_without_touching_its_target(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    for suffix in (".npz", ".json"):
+        (out / f"res{suffix}").symlink_to(victim)
+    r = _demo()
+    r.save(out / "res")
+    assert victim.read_text() == "precious"
+    for suffix in (".npz", ".json"):
+        assert not (out / f"res{suffix}").is_symlink()
+    _assert_equal(_Demo.load(out / "res"), r)
+
+
+def test_atomic_writers_do_not_follow_symlinks(tmp_path):
+    from landscape.results import atomic_output, atomic_write_bytes
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for name in ("a.bin", "b.png"):
+        (tmp_path / name).symlink_to(victim)
+    atomic_write_bytes(tmp_path / "a.bin", b"new")
+    with atomic_output(tmp_path / "b.png") as tmp:
+        assert tmp.suffix == ".png"  # writers that infer the format from the name still can
+        tmp.write_bytes(b"png")
+    assert victim.read_text() == "precious"
+    assert (tmp_path / "a.bin").read_bytes() == b"new" and not (tmp_path / "a.bin").is_symlink()
+    assert (tmp_path / "b.png").read_bytes() == b"png" and not (tmp_path / "b.png").is_symlink()
+    mode = (tmp_path / "a.bin").stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask  # as open() would create it, not mkstemp's 0600
+
+
+def test_atomic_output_keeps_the_old_file_when_the_writer_fails(tmp_path):
+    from landscape.results import atomic_output
+
+    (tmp_path / "f.txt").write_text("old")
+    with pytest.raises(RuntimeError, match="writer failed"), atomic_output(tmp_path / "f.txt") as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("writer failed")
+    assert (tmp_path / "f.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]

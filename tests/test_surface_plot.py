@@ -124,3 +124,15 @@ def test_plot_does_not_need_pyplot_state(surfaces, tmp_path):
     n = len(plt.get_fignums())
     surfaces[1].plot(path=str(Path(tmp_path) / "a.png"))
     assert len(plt.get_fignums()) == n
+
+
+@pytest.mark.parametrize("suffix", [".png", ".html"])
+def test_plot_replaces_a_planted_symlink_without_touching_its_target(surfaces, tmp_path, suffix):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    path = tmp_path / f"plane{suffix}"
+    path.symlink_to(victim)
+    surfaces[0].plot("matplotlib" if suffix == ".png" else "plotly", path=str(path))
+    assert victim.read_text() == "precious"
+    assert not path.is_symlink() and path.stat().st_size > 1000
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([victim.name, path.name])  # no temporary left

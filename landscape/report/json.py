@@ -69,5 +69,4 @@ def write_json(path: str | os.PathLike, value: Mapping[str, Any]) -> Path:
     """Write ``value`` (a mapping) atomically as JSON with a ``"_conventions"`` note; returns the path."""
     doc = {"_conventions": CONVENTIONS, **dict(value)}
     atomic_write_bytes(path, (dumps(doc) + "\n").encode("utf-8"))
-    os.chmod(path, 0o644)
     return Path(path)

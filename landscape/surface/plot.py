@@ -13,11 +13,15 @@ format through kaleido) for plotly.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from .._checks import check_choice, check_int, fail
+from ..results import atomic_output
 
 __all__ = ["log_levels", "plot_line", "plot_plane"]
 
@@ -70,16 +74,28 @@ def _save_mpl(fig: Any, path: Any) -> None:
 
         if fig.canvas is None or type(fig.canvas).__name__ == "FigureCanvasBase":
             FigureCanvasAgg(fig)
-        fig.savefig(path, dpi=120)
+        with _output(path) as target:
+            fig.savefig(target, dpi=120)
 
 
 def _save_plotly(fig: Any, path: Any) -> None:
     if path is None:
         return
-    if str(path).lower().endswith((".html", ".htm")):
-        fig.write_html(str(path), include_plotlyjs=True, full_html=True)
+    with _output(path) as target:
+        if str(path).lower().endswith((".html", ".htm")):
+            fig.write_html(str(target), include_plotlyjs=True, full_html=True)
+        else:
+            fig.write_image(str(target))
+
+
+@contextlib.contextmanager
+def _output(path: Any) -> Iterator[Any]:
+    """File paths are written atomically (never through a symbolic link); file objects as given."""
+    if isinstance(path, (str, os.PathLike)):
+        with atomic_output(path) as tmp:
+            yield tmp
     else:
-        fig.write_image(str(path))
+        yield path
 
 
 def plot_plane(
