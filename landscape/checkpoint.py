@@ -41,34 +41,83 @@ from ._checks import describe
 from .params import Params
 from .results import atomic_write_bytes
 
-__all__ = ["load_checkpoint_meta", "load_into", "load_params", "load_state_dict", "save_checkpoint"]
+__all__ = [
+    "load_checkpoint_meta",
+    "load_into",
+    "load_params",
+    "load_state_dict",
+    "load_weights_only",
+    "save_checkpoint",
+]
 
 _CONTAINER_KEYS = ("state_dict", "model", "model_state_dict")
 
 
-def _read(path: str | os.PathLike, map_location: Any) -> Any:
+def load_weights_only(path: str | os.PathLike, *, map_location: Any = "cpu", what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` with one-line errors naming ``what`` and the file.
+
+    Args:
+        path: a file written by ``torch.save``.
+        map_location: passed to ``torch.load``.
+        what: the name used in error messages (an argument or option, e.g. ``"--init"``).
+
+    Returns:
+        The loaded object (tensors, numbers, strings and plain containers only).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: a directory, a file that needs pickled code (refused, nothing executed), or a file that is
+            truncated, corrupt or not written by ``torch.save``.
+    """
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"checkpoint: expected an existing file, got missing '{p}'")
+        raise FileNotFoundError(f"{what}: expected an existing file, got missing '{p}'")
     if not p.is_file():
-        raise ValueError(f"checkpoint: expected a file, got a directory '{p}'")
+        raise ValueError(f"{what}: expected a file, got a directory '{p}'")
     try:
         with warnings.catch_warnings():
             # pickle protocols other than torch's default trigger a harmless warning in the restricted unpickler
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(p, weights_only=True, map_location=map_location)
     except pickle.UnpicklingError as e:
+        text = str(e)
         # The restricted unpickler names the global it refused; keep only that name from torch's long message.
-        found = re.search(r"GLOBAL\s+([A-Za-z_][\w.]*\.[\w]+)", str(e))
-        what = f"it calls {found.group(1)}" if found else "it holds Python objects"
+        found = re.search(r"GLOBAL\s+([A-Za-z_][\w.]*\.[\w]+)", text)
+        if found or "global" in text.lower():
+            detail = f"it calls {found.group(1)}" if found else "it holds Python objects"
+            raise ValueError(
+                f"{what}: expected a weights-only file (tensors, numbers, plain containers), got '{p.name}' which "
+                f"needs pickled code to load ({detail}); refused without running it — if you trust the file, "
+                "re-save it with torch.save(model.state_dict(), path)"
+            ) from None
+        # an opcode the restricted unpickler does not know: damage, or a plain pickle (which may need code)
         raise ValueError(
-            f"checkpoint: expected a weights-only file (tensors, numbers, plain containers), got '{p.name}' which "
-            f"needs pickled code to load ({what}); refused without running it — if you trust the file, "
-            "re-save it with torch.save(model.state_dict(), path)"
+            f"{what}: expected a weights-only file written by torch.save, got '{p}', which the weights-only loader "
+            f"cannot read ({_first_sentence(e)}): truncated, corrupt, or a pickle that needs code to load; refused "
+            "without running it"
         ) from None
     except Exception as e:  # the unpickler fails in many ways on files that are not torch checkpoints
-        msg = " ".join(str(e).split())[:160]
-        raise ValueError(f"checkpoint: expected a file written by torch.save, got '{p.name}' ({msg})") from None
+        raise _corrupt(what, p, e) from None
+
+
+def _first_sentence(e: BaseException) -> str:
+    """The part of torch's long load errors that names the failure."""
+    msg = " ".join(str(e).split())
+    if not msg:
+        return type(e).__name__
+    found = re.search(r"Unsupported \w+ \S+", msg)
+    return (found.group(0) if found else msg.split(". ")[0])[:120]
+
+
+def _corrupt(what: str, p: Path, e: BaseException) -> ValueError:
+    return ValueError(
+        f"{what}: expected a complete file written by torch.save, got '{p}', which is truncated, corrupt or of "
+        f"another format ({_first_sentence(e)})"
+    )
+
+
+def _read(path: str | os.PathLike, map_location: Any) -> Any:
+    return load_weights_only(path, map_location=map_location)
 
 
 def _unwrap(obj: Any, path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -9,15 +9,21 @@ Subcommands::
     landscape toy       [sharpness|escape|salr|all] [--out DIR]
 
 Bad input ends with one line ``landscape: error: <what>`` on stderr and exit status 2 (no traceback; set
-``LANDSCAPE_DEBUG=1`` to see one). ``main(argv)`` returns the exit status, so it can be called in-process.
+``LANDSCAPE_DEBUG=1`` to see one); a failure during the computation ends with one line and exit status 1.
+``main(argv)`` returns the exit status, so it can be called in-process.
+
+Every command takes ``--threads N`` (default 1): torch's intra-op threads while it runs. The networks these
+commands are usually run on are small, and one thread is as fast for them while staying fast on a loaded
+machine; raise it for large models. ``main`` restores the previous setting when the command returns.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from ._argtypes import int_at_least_2, nonneg_float, options, positive_float, positive_int, range_pair
@@ -60,8 +66,16 @@ def _add_model_data(p: argparse.ArgumentParser, *, eval_batch: bool = True) -> N
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+def _add_common(p: argparse.ArgumentParser, *, progress: bool = True) -> None:
+    if progress:
+        p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="torch intra-op threads (default: %(default)s; small networks are fastest on one)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="landscape-toy", metavar="DIR", help="output directory (default: %(default)s)")
     p.add_argument("--format", choices=["png", "html", "both"], default="both", help="figure format")
     p.add_argument("--json", action="store_true", help="print the demo summaries as JSON on stdout")
+    _add_common(p, progress=False)
     return parser
 
 
@@ -198,9 +213,18 @@ def _device(name: str | None):
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(name)
+        dev = torch.device(name)
     except RuntimeError:
         raise UsageError(f"--device: expected a torch device such as cpu or cuda:0, got {name!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device: {name} is not available on this machine (torch.cuda.is_available() is False)")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise UsageError(f"--device: expected cuda:0 to cuda:{count - 1} on this machine, got {name!r}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device: {name} is not available on this machine (torch.backends.mps.is_available() is False)")
+    return dev
 
 
 def _print_json(obj: Any) -> None:
@@ -343,8 +367,28 @@ def _one_line(e: BaseException) -> str:
     return text if len(text) <= 400 else text[:397] + "..."
 
 
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` for the block, the previous number restored afterwards."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    Called in-process, it leaves torch's thread setting as it found it (``--threads`` applies while the
+    command runs).
+    """
     debug = os.environ.get("LANDSCAPE_DEBUG", "") not in ("", "0")
     try:
         parser = build_parser()
@@ -355,7 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        return _COMMANDS[args.command](args)
+        with _threads(getattr(args, "threads", None)):
+            return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         _say(f"{PROG}: interrupted")
         return 130
@@ -371,6 +416,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         _say(f"{PROG}: error: {type(e).__name__}: {_one_line(e)}")
+        return 1
+    except Exception as e:  # anything else is a bug or an unforeseen input: still one line, with a way to see more
+        if debug:
+            raise
+        _say(f"{PROG}: error: {type(e).__name__}: {_one_line(e)} (set LANDSCAPE_DEBUG=1 for a traceback)")
         return 1
 
 

@@ -553,3 +553,105 @@ def test_module_entry_point():
         [sys.executable, "-m", "landscape.cli", "surface", "--help"], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0 and "usage: landscape surface" in proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------- robustness
+THREADS_SEEN: list[int] = []
+
+
+def make_net_recording_threads(hidden: int = 8) -> nn.Module:
+    """make_net that records torch's thread setting when the command builds it."""
+    THREADS_SEEN.append(torch.get_num_threads())
+    return make_net(hidden)
+
+
+def make_net_raising() -> nn.Module:
+    """A factory failing with an error no layer maps (stands for a bug or an unforeseen input)."""
+    raise KeyError("lookup inside the factory")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("command", ["diagnose", "surface", "train"])
+def test_device_cuda_without_cuda_is_a_one_line_usage_error(capsys, tmp_path, command):
+    a = _save_net(tmp_path / "a.pt")
+    argv = {
+        "diagnose": ["diagnose", a],
+        "surface": ["surface", "line", a, a],
+        "train": ["train", "sgd"],
+    }[command]
+    code, _, err = run(capsys, *argv, "--model", MODEL, "--data", DATA, "--device", "cuda", "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert_one_line_error(
+        code, err, r"^landscape: error: --device: cuda is not available on this machine \(torch.cuda.is_available\(\) is False\)$"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_threads_applied_during_the_command_and_restored(capsys, tmp_path):
+    a = _save_net(tmp_path / "a.pt")
+    torch.set_num_threads(3)
+    THREADS_SEEN.clear()
+    model = "tests.test_cli:make_net_recording_threads"
+    args = ["--data", DATA, "--quick", "--no-surface", "--no-density", "--no-progress", "--out", str(tmp_path / "o")]
+    code, _, err = run(capsys, "diagnose", a, "--model", model, *args, "--threads", "2")
+    assert code == 0, err
+    assert THREADS_SEEN == [2] and torch.get_num_threads() == 3
+    code, _, err = run(capsys, "diagnose", a, "--model", model, *args)  # default: one thread
+    assert code == 0, err
+    assert THREADS_SEEN == [2, 1] and torch.get_num_threads() == 3
+    code, _, err = run(capsys, "diagnose", a, "--model", "tests.test_cli:make_net_raising", *args, "--threads", "2")
+    assert code == 1 and torch.get_num_threads() == 3  # restored on error too
+
+
+@pytest.mark.parametrize("argv", SUBCOMMANDS[:1] + SUBCOMMANDS[4:], ids=lambda a: " ".join(a))
+def test_every_command_takes_threads(capsys, argv):
+    code, out, _ = run(capsys, *argv, "--help")
+    assert code == 0 and "--threads N" in out
+
+
+def test_unexpected_error_is_one_line_with_a_debug_hint(capsys, tmp_path):
+    a = _save_net(tmp_path / "a.pt")
+    code, _, err = run(capsys, "diagnose", a, "--model", "tests.test_cli:make_net_raising", "--data", DATA)
+    assert code == 1
+    assert_one_line_error(code, err, r"KeyError: 'lookup inside the factory' \(set LANDSCAPE_DEBUG=1 for a traceback\)")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda b: b[: len(b) // 2], lambda b: b"", lambda b: b"garbage\n"],
+    ids=["truncated", "empty", "garbage"],
+)
+def test_corrupt_checkpoints_give_one_line_errors(capsys, tmp_path, damage):
+    a = Path(_save_net(tmp_path / "a.pt"))
+    a.write_bytes(damage(a.read_bytes()))
+    code, _, err = run(capsys, "diagnose", str(a), "--model", MODEL, "--data", DATA, "--out", str(tmp_path / "o"))
+    assert code == 2
+    pattern = r"checkpoint: expected a (complete|weights-only) file written by torch.save, got '.*a\.pt', which .*(truncated|corrupt)"
+    assert_one_line_error(code, err, pattern)
+
+
+def test_corrupt_resume_checkpoint_gives_one_line_error(capsys, tmp_path):
+    out = tmp_path / "run"
+    args = [*TRAIN, "--out", str(out), "--checkpoint-every", "2"]
+    code, _, err = run(capsys, "train", "sgd", *args)
+    assert code == 0, err
+    ckpt = out / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:300])
+    code, _, err = run(capsys, "train", "sgd", *args, "--resume")
+    assert code == 2
+    assert_one_line_error(code, err, r"checkpoint: expected a complete file written by torch.save, got '.*checkpoint\.pt'")
+
+
+def test_truncated_surface_store_part_gives_one_line_error(capsys, tmp_path):
+    a = _save_net(tmp_path / "a.pt")
+    b = tmp_path / "b.pt"
+    torch.save({k: v + 0.1 for k, v in make_net().state_dict().items()}, b)
+    out = tmp_path / "line"
+    args = ["surface", "line", a, str(b), "--model", MODEL, "--data", DATA, "--out", str(out), "--points", "3"]
+    code, _, err = run(capsys, *args, "--no-progress")
+    assert code == 0, err
+    part = out / "store" / "part-0.npz"
+    part.write_bytes(part.read_bytes()[:100])
+    code, _, err = run(capsys, *args, "--no-progress")
+    assert code == 2
+    assert_one_line_error(code, err, r"store: expected readable part files, got a truncated or corrupt part-0\.npz .*delete")

@@ -352,7 +352,9 @@ def train(
         settings["samples_dir"] = str(samples_dir.resolve())
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and resume and path.is_file():
-        s = torch.load(path, weights_only=True, map_location=first.device)
+        from ..checkpoint import load_weights_only  # one-line errors for truncated or foreign files
+
+        s = load_weights_only(path, map_location=first.device, what="checkpoint")
         if s.get("format") != _FORMAT or s.get("method") != method or s.get("settings") != settings:
             fail(
                 "checkpoint",

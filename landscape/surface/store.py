@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -139,8 +140,18 @@ class SurfaceStore:
         done = np.zeros(self.n_points, dtype=bool)
         values = np.full((self.n_points, len(self.columns)), np.nan, dtype=np.float64)
         for part in sorted(self.path.glob("part-*.npz")):
-            with np.load(part, allow_pickle=False) as z:
-                d, v = z["done"], z["values"]
+            try:
+                with np.load(part, allow_pickle=False) as z:
+                    d, v = z["done"], z["values"]
+            except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+                # parts are written atomically, so this is damage from outside (a copy cut short, a full disk)
+                fail(
+                    "store",
+                    "readable part files",
+                    f"a truncated or corrupt {part.name} in {self.path} ({type(e).__name__}); delete that file to "
+                    "recompute its points",
+                    raw=True,
+                )
             if d.shape != done.shape or v.shape != values.shape:
                 fail("store", f"parts of {self.n_points} points", f"{part.name} of shape {d.shape}", raw=True)
             new = d & ~done
