@@ -6,7 +6,10 @@ Model specs:
   keyword arguments parsed as Python literals (``width=32``, ``bn=True``, ``widths=(64,64)``) or else strings;
 * ``module:factory`` or ``module:factory:key=value,...`` — any importable callable returning an ``nn.Module``;
   ``module`` may also be a path to a ``.py`` file (``path/to/nets.py:make``). Importing it runs that module's
-  code, as ``python -m`` would: name only modules you trust.
+  code, as ``python -m`` would: name only modules you trust. What the data determine (``num_classes``,
+  ``in_channels``, ``input_size``) is passed only where the factory names that parameter; factories taking
+  ``**kwargs`` (``torchvision.models:resnet18``) get only the spec's own keywords, e.g.
+  ``torchvision.models:resnet18:num_classes=10``.
 
 Data specs:
 
@@ -129,14 +132,22 @@ def _is_zoo_name(name: str) -> bool:
 
 
 def _accepted(fn: Callable[..., Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """The defaults that ``fn`` accepts as keywords (all of them when it takes ``**kwargs``)."""
+    """The defaults that ``fn`` names as keyword parameters.
+
+    A ``**kwargs`` catch-all does not count: factories such as torchvision's
+    ``resnet18(*, weights=None, progress=True, **kwargs)`` forward it to a constructor that may not take the
+    argument (``ResNet`` has no ``in_channels``). Such factories get what the spec sets explicitly.
+    """
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return {}
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
-        return dict(defaults)
-    return {k: v for k, v in defaults.items() if k in sig.parameters}
+    named = {
+        name
+        for name, p in sig.parameters.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    return {k: v for k, v in defaults.items() if k in named}
 
 
 def resolve_model(spec: str, *, defaults: Mapping[str, Any] | None = None) -> nn.Module:
@@ -145,7 +156,8 @@ def resolve_model(spec: str, *, defaults: Mapping[str, Any] | None = None) -> nn
     Args:
         spec: ``NAME[:k=v,...]`` from the zoo or ``module:factory[:k=v,...]``.
         defaults: keyword arguments derived from the data (e.g. number of classes, input channels); applied
-            only where the factory accepts them and the spec does not set them.
+            only where the factory names them as parameters (a ``**kwargs`` catch-all does not count) and the
+            spec does not set them.
 
     Raises:
         ValueError: unknown zoo name (the message lists the available ones), unimportable module, missing

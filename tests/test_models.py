@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -238,3 +239,81 @@ def test_available_models():
 def test_errors(name, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         build_model(name, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- --model module:factory
+class _ResNetLike(nn.Module):
+    """Stands for torchvision's ResNet: takes num_classes, not in_channels (always 3 input channels)."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).mean(dim=(2, 3)))
+
+
+def resnet18_like(*, weights=None, progress=True, **kwargs) -> nn.Module:
+    """torchvision.models.resnet18's signature: everything but weights/progress goes to the constructor."""
+    assert weights is None and progress
+    return _ResNetLike(**kwargs)
+
+
+RECEIVED: list[dict] = []
+
+
+def named_channels(in_channels: int, num_classes: int = 7, **kwargs) -> nn.Module:
+    """A factory naming in_channels and num_classes (and taking **kwargs besides)."""
+    RECEIVED.append({"in_channels": in_channels, "num_classes": num_classes, **kwargs})
+    return nn.Sequential(nn.Conv2d(in_channels, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
+
+
+def image_data():
+    """8 train / 4 test images of shape (3, 4, 4), 10 classes."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(12) % 10
+    return torch.randn(8, 3, 4, 4, generator=g), y[:8], torch.randn(4, 3, 4, 4, generator=g), y[8:]
+
+
+def _image_defaults():
+    from landscape.specs import resolve_data
+
+    return resolve_data("tests.test_models:image_data").model_defaults()
+
+
+def test_kwargs_factory_gets_no_data_derived_arguments():
+    from landscape.specs import resolve_model
+
+    defaults = _image_defaults()
+    assert defaults == {"num_classes": 10, "in_channels": 3}
+    with pytest.raises(TypeError, match="in_channels"):
+        resnet18_like(**defaults)  # what passing the defaults through **kwargs did
+    model = resolve_model("tests.test_models:resnet18_like", defaults=defaults)
+    assert model.fc.out_features == 1000  # the factory's own default: nothing was injected
+    model = resolve_model("tests.test_models:resnet18_like:num_classes=10", defaults=defaults)
+    assert model.fc.out_features == 10 and model(torch.randn(2, 3, 4, 4)).shape == (2, 10)
+
+
+def test_factory_naming_the_parameters_receives_them():
+    from landscape.specs import resolve_model
+
+    RECEIVED.clear()
+    model = resolve_model("tests.test_models:named_channels", defaults=_image_defaults())
+    assert RECEIVED == [{"in_channels": 3, "num_classes": 10}]  # named ones only; nothing extra via **kwargs
+    assert model[-1].out_features == 10
+    resolve_model("tests.test_models:named_channels:num_classes=4,extra=1", defaults=_image_defaults())
+    assert RECEIVED[-1] == {"in_channels": 3, "num_classes": 4, "extra": 1}  # the spec wins and may use **kwargs
+
+
+def test_kwargs_factory_through_the_command_line(capsys, tmp_path):
+    from landscape.cli import main
+
+    ckpt = tmp_path / "r.pt"
+    torch.save(resnet18_like(num_classes=10).state_dict(), ckpt)
+    argv = ["diagnose", str(ckpt), "--model", "tests.test_models:resnet18_like:num_classes=10"]
+    argv += ["--data", "tests.test_models:image_data", "--quick", "--no-surface", "--no-density", "--no-progress"]
+    code = main([*argv, "--out", str(tmp_path / "o"), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["parameters"] == (3 * 4 * 9 + 4) + (4 * 10 + 10)
