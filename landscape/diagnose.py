@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -97,7 +98,8 @@ def diagnose(
         quick: cheap settings throughout (fewer steps, probes, iterations, grid points) for smoke tests.
         seed: seeds every random choice.
         device: where to evaluate (default: the model's).
-        progress: show progress bars.
+        progress: show progress bars on stderr: one over the stages (evaluation, sharpness, Hessian top-k,
+            trace, density, surfaces) and the surfaces' bars over grid points.
 
     Returns:
         :class:`Diagnosis`.
@@ -117,44 +119,60 @@ def diagnose(
     res = min(resolution, 5) if quick else resolution
     timings: dict[str, float] = {}
     results: dict[str, Any] = {}
+    stages = ["evaluate_train", "phi", "S", "S_hat", "eigen", "trace"]
+    stages += ["evaluate_test"] if test_obj is not None else []
+    stages += ["density"] if density else []
+    stages += ["line", "plane"] if surfaces else []
+    from tqdm.auto import tqdm
+
+    # one bar over the stages (the surfaces add their own bars over grid points); stderr, as every bar here
+    bar = tqdm(total=len(stages), desc="diagnose", unit="stage", file=sys.stderr, disable=not progress)
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
+        bar.set_postfix_str(name, refresh=True)
         t0 = time.perf_counter()
         out = fn()
         timings[name] = time.perf_counter() - t0
+        bar.update(1)
         return out
 
-    tr = timed("evaluate_train", lambda: obj.evaluate(theta))
-    te = timed("evaluate_test", lambda: test_obj.evaluate(theta)) if test_obj is not None else None
-    results["phi"] = timed("phi", lambda: sharpness.keskar(obj, epsilon, steps=ascent_steps, seed=seed, params=theta))
-    results["S"] = timed("S", lambda: sharpness.two_sided(obj, epsilon, steps=ascent_steps, seed=seed, params=theta))
-    results["S_hat"] = timed("S_hat", lambda: sharpness.probe(obj, gamma, steps, steps, params=theta))
-    k = min(top_k, obj.dim - 1)
-    results["eigen"] = timed(
-        "eigen", lambda: hessian.top_eigenvalues(obj, k=k, params=theta, max_iter=lanczos_iter, seed=seed)
-    )
-    results["trace"] = timed("trace", lambda: hessian.trace(obj, n_samples=n_trace, params=theta, seed=seed))
-    if density:
-        results["density"] = timed(
-            "density",
-            lambda: hessian.density(obj, n_runs=1 if quick else 3, n_iter=lanczos_iter, params=theta, seed=seed),
+    try:
+        tr = timed("evaluate_train", lambda: obj.evaluate(theta))
+        te = timed("evaluate_test", lambda: test_obj.evaluate(theta)) if test_obj is not None else None
+        results["phi"] = timed("phi", lambda: sharpness.keskar(obj, epsilon, steps=ascent_steps, seed=seed, params=theta))
+        results["S"] = timed("S", lambda: sharpness.two_sided(obj, epsilon, steps=ascent_steps, seed=seed, params=theta))
+        results["S_hat"] = timed("S_hat", lambda: sharpness.probe(obj, gamma, steps, steps, params=theta))
+        k = min(top_k, obj.dim - 1)
+        results["eigen"] = timed(
+            "eigen", lambda: hessian.top_eigenvalues(obj, k=k, params=theta, max_iter=lanczos_iter, seed=seed)
         )
-    if surfaces:
-        n_line = 2 * res + 1
-        import numpy as np
+        results["trace"] = timed("trace", lambda: hessian.trace(obj, n_samples=n_trace, params=theta, seed=seed))
+        if density:
+            results["density"] = timed(
+                "density",
+                lambda: hessian.density(obj, n_runs=1 if quick else 3, n_iter=lanczos_iter, params=theta, seed=seed),
+            )
+        if surfaces:
+            n_line = 2 * res + 1
+            import numpy as np
 
-        results["line"] = timed(
-            "line",
-            lambda: surface.random_line(
-                obj, seed=seed, center=theta, ts=np.linspace(-span, span, n_line), test=test_obj, progress=progress
-            ),
-        )
-        results["plane"] = timed(
-            "plane",
-            lambda: surface.random_plane(
-                obj, seed=seed + 1, center=theta, span=span, resolution=res, test=test_obj, progress=progress
-            ),
-        )
+            results["line"] = timed(
+                "line",
+                lambda: surface.random_line(
+                    obj, seed=seed, center=theta, ts=np.linspace(-span, span, n_line), test=test_obj, progress=progress
+                ),
+            )
+            results["plane"] = timed(
+                "plane",
+                lambda: surface.random_plane(
+                    obj, seed=seed + 1, center=theta, span=span, resolution=res, test=test_obj, progress=progress
+                ),
+            )
+    except BaseException:
+        bar.leave = False  # clear the bar so that the error is the last thing on the terminal
+        raise
+    finally:
+        bar.close()
     eig = results["eigen"]
     trace_res = results["trace"]
     metrics: dict[str, Any] = {

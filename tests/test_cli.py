@@ -75,7 +75,9 @@ def assert_one_line_error(code: int, err: str, pattern: str) -> None:
     import re
 
     assert code != 0
-    lines = err.strip().splitlines()
+    # as a terminal shows it: a progress bar redrawn with carriage returns and cleared leaves nothing
+    lines = [ln.rsplit("\r", 1)[-1].strip() for ln in err.split("\n")]
+    lines = [ln for ln in lines if ln]
     assert len(lines) == 1, err
     assert lines[0].startswith("landscape: error: "), err
     assert re.search(pattern, lines[0]), lines[0]
@@ -655,3 +657,20 @@ def test_truncated_surface_store_part_gives_one_line_error(capsys, tmp_path):
     code, _, err = run(capsys, *args, "--no-progress")
     assert code == 2
     assert_one_line_error(code, err, r"store: expected readable part files, got a truncated or corrupt part-0\.npz .*delete")
+
+
+@pytest.mark.parametrize("progress", [True, False], ids=["progress", "no-progress"])
+def test_diagnose_progress_bar_over_stages_on_stderr(capsys, tmp_path, progress):
+    a = _save_net(tmp_path / "a.pt")
+    args = ["--model", MODEL, "--data", DATA, "--quick", "--no-density", "--resolution", "2", "--out", str(tmp_path / "o")]
+    code, out, err = run(capsys, "diagnose", a, *args, *([] if progress else ["--no-progress"]))
+    assert code == 0, err
+    bar = re.findall(r"diagnose: +\d+%\S* *(\d+)/(\d+) .*?stage", err)
+    if progress:
+        assert ("9", "9") in bar  # train/test evaluation, phi, S, S-hat, top-k, trace, line, plane
+        for stage in ("phi", "eigen", "trace", "plane"):
+            assert stage in err
+        assert "random plane" in err  # the surfaces' own bars over grid points
+    else:
+        assert bar == [] and "%|" not in err
+    assert "report:" in err and "%|" not in out
