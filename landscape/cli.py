@@ -223,7 +223,9 @@ def _device(name: str | None):
         if dev.index is not None and dev.index >= count:
             raise UsageError(f"--device: expected cuda:0 to cuda:{count - 1} on this machine, got {name!r}")
     elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"--device: {name} is not available on this machine (torch.backends.mps.is_available() is False)")
+        raise UsageError(
+            f"--device: {name} is not available on this machine (torch.backends.mps.is_available() is False)"
+        )
     return dev
 
 

@@ -139,8 +139,12 @@ def diagnose(
     try:
         tr = timed("evaluate_train", lambda: obj.evaluate(theta))
         te = timed("evaluate_test", lambda: test_obj.evaluate(theta)) if test_obj is not None else None
-        results["phi"] = timed("phi", lambda: sharpness.keskar(obj, epsilon, steps=ascent_steps, seed=seed, params=theta))
-        results["S"] = timed("S", lambda: sharpness.two_sided(obj, epsilon, steps=ascent_steps, seed=seed, params=theta))
+        results["phi"] = timed(
+            "phi", lambda: sharpness.keskar(obj, epsilon, steps=ascent_steps, seed=seed, params=theta)
+        )
+        results["S"] = timed(
+            "S", lambda: sharpness.two_sided(obj, epsilon, steps=ascent_steps, seed=seed, params=theta)
+        )
         results["S_hat"] = timed("S_hat", lambda: sharpness.probe(obj, gamma, steps, steps, params=theta))
         k = min(top_k, obj.dim - 1)
         results["eigen"] = timed(

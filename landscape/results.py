@@ -258,7 +258,9 @@ class Result:
             "fields": meta,
         }
         # JSON first: interrupted between the two renames, the new JSON's digest does not match the old npz.
-        atomic_write_files({base.with_suffix(".json"): json.dumps(doc, indent=1).encode(), base.with_suffix(".npz"): npz})
+        atomic_write_files(
+            {base.with_suffix(".json"): json.dumps(doc, indent=1).encode(), base.with_suffix(".npz"): npz}
+        )
         return base
 
     @classmethod

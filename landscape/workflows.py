@@ -83,7 +83,10 @@ def surface_run(
         resolution, margin: plane grid; ``resolution`` also for the random plane.
         coord_range, points: the line's range of t and number of points.
         span, seed: the random plane's half-width and seed.
-        recompute_bn: recompute BatchNorm statistics at every point from the training data.
+        recompute_bn: recompute BatchNorm statistics at every point from the training data. Without it the
+            checkpoints must be full state_dicts: a line or plane then interpolates their floating buffers
+            (BatchNorm running statistics) along with the weights (see :func:`landscape.surface.line`); a random
+            plane uses the buffers of its one checkpoint.
         batch_size, train_samples, test_samples, device, progress: evaluation settings.
 
     Returns:
@@ -113,10 +116,24 @@ def surface_run(
                 raw=True,
             )
     else:
-        load_into(net, states[0])
+        load_into(net, states[0])  # every key and shape checked against the model
+        for c, st in zip(checkpoints[1:], states[1:]):
+            missing = [k for k in states[0] if k not in st]
+            extra = [k for k in st if k not in states[0]]
+            if missing or extra:
+                fail(
+                    "checkpoints",
+                    f"state_dicts with the keys of '{checkpoints[0]}'",
+                    f"'{c}' with {len(missing)} missing ({', '.join(map(repr, missing[:3]))}) and {len(extra)} "
+                    f"unexpected ({', '.join(map(repr, extra[:3]))})",
+                    raw=True,
+                )
     dev = torch.device(device) if device is not None else torch.device("cpu")
     net = net.to(dev)
     weights = [load_params(net, s) for s in states]
+    if kind != "random" and len(no_buffers) < len(buffers):
+        # full state_dicts: their buffers (BatchNorm statistics) move along the line/plane with the weights
+        weights = [{**w, **{k: v for k, v in st.items() if k not in w}} for w, st in zip(weights, states)]
     obj, test = make_objectives(net, dataset, batch_size=batch_size, device=dev)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ def test_malicious_pickle_refused_and_not_run(tmp_path, layout):
     assert not marker.exists()  # torch.save/pickle.dump do not run __reduce__'s callable
     with pytest.raises(ValueError, match=r"^checkpoint: expected a weights-only file .*refused without running it"):
         load_state_dict(path)
-    with pytest.raises(ValueError, match="(needs pickled code|a pickle that needs code to load)"):
+    with pytest.raises(ValueError, match=r"(needs pickled code|a pickle that needs code to load)"):
         load_into(_net(), path)
     assert not marker.exists(), "the pickle's code ran"
 
@@ -110,7 +110,10 @@ def test_directory_instead_of_file(tmp_path):
 def test_not_a_torch_file(tmp_path):
     path = tmp_path / "junk.pt"
     path.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(ValueError, match=r"^checkpoint: expected a complete file written by torch.save, got '.*junk\.pt', which is truncated"):
+    with pytest.raises(
+        ValueError,
+        match=r"^checkpoint: expected a complete file written by torch.save, got '.*junk\.pt', which is truncated",
+    ):
         load_state_dict(path)
 
 

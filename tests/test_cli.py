@@ -581,10 +581,14 @@ def test_device_cuda_without_cuda_is_a_one_line_usage_error(capsys, tmp_path, co
         "surface": ["surface", "line", a, a],
         "train": ["train", "sgd"],
     }[command]
-    code, _, err = run(capsys, *argv, "--model", MODEL, "--data", DATA, "--device", "cuda", "--out", str(tmp_path / "o"))
+    code, _, err = run(
+        capsys, *argv, "--model", MODEL, "--data", DATA, "--device", "cuda", "--out", str(tmp_path / "o")
+    )
     assert code == 2
     assert_one_line_error(
-        code, err, r"^landscape: error: --device: cuda is not available on this machine \(torch.cuda.is_available\(\) is False\)$"
+        code,
+        err,
+        r"^landscape: error: --device: cuda is not available on this machine \(torch.cuda.is_available\(\) is False\)$",
     )
     assert not (tmp_path / "o").exists()
 
@@ -628,7 +632,8 @@ def test_corrupt_checkpoints_give_one_line_errors(capsys, tmp_path, damage):
     a.write_bytes(damage(a.read_bytes()))
     code, _, err = run(capsys, "diagnose", str(a), "--model", MODEL, "--data", DATA, "--out", str(tmp_path / "o"))
     assert code == 2
-    pattern = r"checkpoint: expected a (complete|weights-only) file written by torch.save, got '.*a\.pt', which .*(truncated|corrupt)"
+    pattern = r"checkpoint: expected a (complete|weights-only) file written by torch.save, got '.*a\.pt', which "
+    pattern += r".*(truncated|corrupt)"
     assert_one_line_error(code, err, pattern)
 
 
@@ -641,7 +646,9 @@ def test_corrupt_resume_checkpoint_gives_one_line_error(capsys, tmp_path):
     ckpt.write_bytes(ckpt.read_bytes()[:300])
     code, _, err = run(capsys, "train", "sgd", *args, "--resume")
     assert code == 2
-    assert_one_line_error(code, err, r"checkpoint: expected a complete file written by torch.save, got '.*checkpoint\.pt'")
+    assert_one_line_error(
+        code, err, r"checkpoint: expected a complete file written by torch.save, got '.*checkpoint\.pt'"
+    )
 
 
 def test_truncated_surface_store_part_gives_one_line_error(capsys, tmp_path):
@@ -656,13 +663,26 @@ def test_truncated_surface_store_part_gives_one_line_error(capsys, tmp_path):
     part.write_bytes(part.read_bytes()[:100])
     code, _, err = run(capsys, *args, "--no-progress")
     assert code == 2
-    assert_one_line_error(code, err, r"store: expected readable part files, got a truncated or corrupt part-0\.npz .*delete")
+    assert_one_line_error(
+        code, err, r"store: expected readable part files, got a truncated or corrupt part-0\.npz .*delete"
+    )
 
 
 @pytest.mark.parametrize("progress", [True, False], ids=["progress", "no-progress"])
 def test_diagnose_progress_bar_over_stages_on_stderr(capsys, tmp_path, progress):
     a = _save_net(tmp_path / "a.pt")
-    args = ["--model", MODEL, "--data", DATA, "--quick", "--no-density", "--resolution", "2", "--out", str(tmp_path / "o")]
+    args = [
+        "--model",
+        MODEL,
+        "--data",
+        DATA,
+        "--quick",
+        "--no-density",
+        "--resolution",
+        "2",
+        "--out",
+        str(tmp_path / "o"),
+    ]
     code, out, err = run(capsys, "diagnose", a, *args, *([] if progress else ["--no-progress"]))
     assert code == 0, err
     bar = re.findall(r"diagnose: +\d+%\S* *(\d+)/(\d+) .*?stage", err)
@@ -674,3 +694,51 @@ def test_diagnose_progress_bar_over_stages_on_stderr(capsys, tmp_path, progress)
     else:
         assert bar == [] and "%|" not in err
     assert "report:" in err and "%|" not in out
+
+
+def test_surface_line_through_full_batchnorm_checkpoints_interpolates_the_statistics(capsys, tmp_path):
+    from landscape.surface import Surface1D
+
+    g = torch.Generator().manual_seed(3)
+    states = []
+    for i in range(2):
+        sd = make_bn_net().state_dict()
+        sd = {k: v + 0.3 * torch.rand(v.shape, generator=g) if v.is_floating_point() else v + i for k, v in sd.items()}
+        states.append(sd)
+        torch.save(sd, tmp_path / f"s{i}.pt")
+    out = tmp_path / "line"
+    argv = [
+        "surface",
+        "line",
+        str(tmp_path / "s0.pt"),
+        str(tmp_path / "s1.pt"),
+        "--model",
+        "tests.test_cli:make_bn_net",
+    ]
+    code, _, err = run(
+        capsys, *argv, "--data", DATA, "--out", str(out), "--points", "4", "--range=-0.5:1.5", "--no-progress"
+    )
+    assert code == 0, err
+    surf = Surface1D.load(out / "surface")
+    assert surf.settings["buffers"] == "interpolated"
+    data = make_data()
+    for t, value in zip(surf.ts, surf.train_loss):
+        ref = make_bn_net()
+        ref.load_state_dict(
+            {
+                k: (1 - t) * a + t * b if a.is_floating_point() else a
+                for (k, a), b in zip(states[0].items(), states[1].values())
+            }
+        )
+        ref.eval()
+        with torch.no_grad():
+            expected = nn.functional.cross_entropy(ref(data["x_train"]), data["y_train"]).item()
+        assert value == pytest.approx(expected, rel=1e-5)
+    # a parameter-only file beside a full one: named, one line
+    torch.save({k: v for k, v in states[1].items() if "running" not in k and "num_batches" not in k}, tmp_path / "p.pt")
+    code, _, err = run(
+        capsys, *argv[:3], str(tmp_path / "p.pt"), *argv[4:], "--data", DATA, "--out", str(tmp_path / "x")
+    )
+    assert_one_line_error(
+        code, err, r"checkpoints: expected state_dicts with the keys of '.*s0\.pt', got '.*p\.pt' with 3 missing"
+    )

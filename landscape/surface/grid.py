@@ -11,6 +11,13 @@ What makes it fast (measured in ``docs/benchmarks/surface.md``):
 Points listed in ``exact`` are evaluated at the given weights instead of their reconstruction from the
 coordinates, so a plane's defining points get exactly ``obj.loss(w)`` (Gram–Schmidt coordinates reproduce
 them only up to rounding).
+
+Full state_dicts as points (:func:`prepare_states`): the entries of a state_dict that are not trainable
+parameters (BatchNorm running statistics, other buffers, frozen parameters) are the point's *state*. Floating
+state moves along the surface with the same coordinates as the weights, ``state_k = state_origin + Σ_i
+c_{k,i}·s_i`` (the "states" directions of Li et al.'s loss-landscape code, which include BatchNorm buffers);
+integer state such as ``num_batches_tracked`` is taken from the origin. It is passed to the model as its
+buffers, so at a point given exactly the model runs with that point's own statistics.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from ..objective import Cost, Objective
 from . import distributed as D
 from .store import SurfaceStore, fingerprint
 
-__all__ = ["COLUMNS", "evaluate_points"]
+__all__ = ["COLUMNS", "evaluate_points", "prepare_points", "prepare_states", "state_directions"]
 
 COLUMNS = ("train_loss", "train_correct", "test_loss", "test_correct")
 
@@ -42,6 +49,16 @@ def _bn_objective(obj: Objective, bn_data: Any) -> Objective | None:
     if bn_data is True:
         return obj
     return Objective(obj.model, obj.loss_fn, bn_data, device=obj.device)
+
+
+def _bn_state_names(model: torch.nn.Module) -> set[str]:
+    """Names of the buffers that ``Objective.recompute_bn`` recomputes."""
+    out = set()
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            prefix = f"{name}." if name else ""
+            out.update(prefix + b for b in ("running_mean", "running_var", "num_batches_tracked"))
+    return out
 
 
 def _data_key(o: Objective | None) -> Any:
@@ -104,6 +121,8 @@ def evaluate_points(
     distributed: bool | None = None,
     desc: str = "surface",
     key: Any = None,
+    states: tuple[Mapping[str, torch.Tensor], Sequence[Mapping[str, torch.Tensor]]] | None = None,
+    exact_states: Mapping[int, Mapping[str, torch.Tensor]] | None = None,
 ) -> tuple[dict[str, np.ndarray | None], Cost, float]:
     """Evaluate train (and test) loss and error at ``origin + coords[k] @ directions`` for every k.
 
@@ -122,6 +141,12 @@ def evaluate_points(
             ``WORLD_SIZE > 1``).
         desc: progress-bar label.
         key: extra settings that change the values (part of the store's fingerprint).
+        states: ``(state at the origin, one state direction per direction)``: the non-parameter entries of
+            a state_dict (buffers, frozen parameters) at ``origin + coords[k] @ state_directions`` are passed to
+            the model as its buffers (directions hold only the floating entries; the others stay as at the
+            origin). With ``bn_data`` the BatchNorm statistics are recomputed instead and the rest of the
+            state is kept. ``None``: the model's own buffers.
+        exact_states: ``{k: state}`` for the points in ``exact`` (default: reconstructed from the coordinates).
 
     Returns:
         ``({"train_loss", "train_error", "test_loss", "test_error"} → (n_points,) arrays or None``,
@@ -145,6 +170,9 @@ def evaluate_points(
     if coords.ndim != 2 or n_points == 0 or coords.shape[1] != len(directions):
         fail("grid", f"a non-empty grid of points with {len(directions)} coordinates each", coords, raw=False)
     exact = dict(exact or {})
+    exact_states = {int(k): v for k, v in (exact_states or {}).items()}
+    if states is not None and len(states[1]) != len(directions):
+        fail("states", f"a state origin and {len(directions)} state directions", f"{len(states[1])}", raw=True)
     bn_obj = _bn_objective(obj, bn_data)
     on = D.active(obj.device, distributed)
     rank, world = D.rank_and_world(on)
@@ -164,6 +192,11 @@ def evaluate_points(
             test_is_train=test is obj,
             bn=_data_key(bn_obj),
             key=key,
+            **(
+                {}
+                if states is None
+                else {"states": [dict(states[0]), [dict(d) for d in states[1]]], "exact_states": exact_states}
+            ),
         )
         saver = SurfaceStore(store, fingerprint=fp, n_points=n_points, columns=list(COLUMNS), rank=rank)
         done, values = saver.open()
@@ -180,6 +213,34 @@ def evaluate_points(
     dir_vals = [[d[k].detach() for k in keys] for d in directions]
     objs = [o for o in (obj, test, bn_obj) if o is not None]
     objs = [o for i, o in enumerate(objs) if all(o is not p for p in objs[:i])]
+    # the state at a reconstructed point: one reusable dict, its floating entries rewritten per point
+    state_buf: dict[str, torch.Tensor] | None = None
+    moving: list[str] = []
+    moving_buf: list[torch.Tensor] = []
+    moving_origin: list[torch.Tensor] = []
+    moving_dirs: list[list[torch.Tensor]] = []
+    kept: dict[str, torch.Tensor] = {}
+    if states is not None:
+        state_origin, state_dirs = states
+        moving = list(state_dirs[0]) if state_dirs else []
+        state_buf = {k: v.detach().clone() for k, v in state_origin.items()}
+        moving_buf = [state_buf[k] for k in moving]
+        moving_origin = [state_origin[k].detach() for k in moving]
+        moving_dirs = [[d[k].detach() for k in moving] for d in state_dirs]
+        bn_names = _bn_state_names(obj.model) if bn_obj is not None else set()
+        kept = {k: v for k, v in state_buf.items() if k not in bn_names}
+
+    def state_at(k: int, c: np.ndarray) -> dict[str, torch.Tensor] | None:
+        if state_buf is None:
+            return None
+        if k in exact_states:
+            return {n: t.detach().clone() for n, t in exact_states[k].items()}  # train-mode BN may write to it
+        if moving:
+            torch._foreach_copy_(moving_buf, moving_origin)
+            for ci, dv in zip(c, moving_dirs):
+                torch._foreach_add_(moving_buf, dv, alpha=float(ci))
+        return state_buf
+
     checks = [(0, "train_loss")] if obj.check_finite else []
     if test is not None and test.check_finite:
         checks.append((2, "test_loss"))
@@ -203,7 +264,10 @@ def evaluate_points(
                     for c, dv in zip(coords[k], dir_vals):
                         torch._foreach_add_(buf_vals, dv, alpha=float(c))
                     p = buf
-                bufs = bn_obj.recompute_bn(p) if bn_obj is not None else None
+                bufs = state_at(k, coords[k])
+                if bn_obj is not None:
+                    recomputed = bn_obj.recompute_bn(p)
+                    bufs = recomputed if bufs is None else {**recomputed, **{n: bufs[n] for n in kept}}
                 loss, correct = obj.evaluate_tensors(p, buffers=bufs)
                 t_loss = t_correct = None
                 if test is not None:
@@ -250,6 +314,72 @@ def evaluate_points(
         "test_error": error(3, test),
     }
     return out, cost, seconds
+
+
+def prepare_states(
+    obj: Objective, points: Sequence[tuple[str, Any]]
+) -> tuple[list[P.Params], list[dict[str, torch.Tensor]] | None]:
+    """Split points given as parameter dicts or as full state_dicts into (weights, states).
+
+    A point holding any state entry (a buffer or frozen parameter of ``obj.model``) must hold the whole
+    ``state_dict``; then every point must. Returns the validated weights (as :func:`prepare_points`) and the
+    states (detached copies on the device, each entry in its buffer's dtype), or ``None`` when the points are
+    parameter dicts.
+    """
+    params = obj.point()
+    model_state = {} if obj.is_function else obj.model.state_dict()
+    state_ref = {k: v for k, v in model_state.items() if k not in params}
+    full = [isinstance(w, Mapping) and any(k in state_ref for k in w) for _, w in points]
+    if not any(full):
+        return prepare_points(obj, points), None
+    first = full.index(True)
+    for (name, w), is_full in zip(points, full):
+        if not is_full:
+            fail(
+                name,
+                f"a full state_dict (parameters and buffers) like {points[first][0]}",
+                "trainable parameters only",
+                raw=True,
+            )
+        missing = [k for k in model_state if k not in w]
+        extra = [k for k in w if k not in model_state]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append("missing keys " + ", ".join(map(repr, missing[:5])) + (" ..." if len(missing) > 5 else ""))
+            if extra:
+                parts.append("extra keys " + ", ".join(map(repr, extra[:5])) + (" ..." if len(extra) > 5 else ""))
+            fail(name, "the keys of the model's state_dict (parameters and buffers)", "; ".join(parts), raw=True)
+        for k, ref in state_ref.items():
+            if not isinstance(w[k], torch.Tensor):
+                fail(f"{name}[{k!r}]", "a Tensor", w[k], exc=TypeError)
+            if w[k].shape != ref.shape:
+                fail(f"{name}[{k!r}]", f"shape {tuple(ref.shape)}", f"shape {tuple(w[k].shape)}", raw=True)
+    weights = prepare_points(obj, [(name, {k: w[k] for k in params}) for name, w in points])
+    states = [
+        {k: w[k].detach().to(device=ref.device, dtype=ref.dtype).clone() for k, ref in state_ref.items()}
+        for _, w in points
+    ]
+    return weights, states
+
+
+def state_directions(
+    states: Sequence[Mapping[str, torch.Tensor]], weights: np.ndarray
+) -> list[dict[str, torch.Tensor]]:
+    """Directions of the floating state entries: ``Σ_j weights[i, j]·states[j]`` for each row i (float64 sums,
+    cast to each entry's dtype)."""
+    names = [k for k, v in states[0].items() if v.is_floating_point()]
+    out = []
+    for row in np.asarray(weights, dtype=np.float64):
+        d = {}
+        for k in names:
+            acc = torch.zeros_like(states[0][k], dtype=torch.float64)
+            for c, st in zip(row, states):
+                if c != 0.0:
+                    acc.add_(st[k].to(torch.float64), alpha=float(c))
+            d[k] = acc.to(states[0][k].dtype)
+        out.append(d)
+    return out
 
 
 def prepare_points(obj: Objective, points: Sequence[tuple[str, Any]]) -> list[P.Params]:

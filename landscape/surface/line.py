@@ -6,6 +6,11 @@ linear interpolation in general).
 
 Points with t = 0 and t = 1 are evaluated at ``start`` and ``end`` themselves, so the curve there is exactly
 ``obj.loss(start)`` and ``obj.loss(end)``.
+
+``start`` and ``end`` may be full state_dicts (parameters and buffers, e.g. BatchNorm running statistics): the
+floating buffers are then interpolated with the same t, state(t) = (1 − t)·state_start + t·state_end, and
+integer buffers (``num_batches_tracked``) are those of ``start`` — the "states" direction of Li et al.'s
+loss-landscape code. ``bn_data`` recomputes the BatchNorm statistics at every point instead.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from .. import params as P
 from .._checks import check_type, fail
 from ..objective import Objective
 from ._axes import axis_with_nodes
-from .grid import evaluate_points, prepare_points
+from .grid import evaluate_points, prepare_states, state_directions
 from .results import Surface1D
 
 __all__ = ["line", "line_coordinates"]
@@ -61,7 +66,8 @@ def line(
 
     Args:
         obj: the training objective.
-        start, end: weight dicts keyed like ``obj.names`` (e.g. the SWA and DSWA solutions).
+        start, end: weight dicts keyed like ``obj.names`` (e.g. the SWA and DSWA solutions), or both full
+            state_dicts of ``obj.model`` (``model.state_dict()``): their floating buffers are interpolated too.
         ts: coordinates t (any real numbers); default 41 points on [−0.5, 1.5] including 0 and 1 exactly.
         test: optional test objective (test loss and error).
         bn_data: recompute BatchNorm statistics at every point (``True``: from ``obj``'s data, or given data).
@@ -88,14 +94,15 @@ def line(
     if len(labels) != 2 or not all(isinstance(s, str) for s in labels):
         fail("labels", "two strings", labels)
     t = line_coordinates(ts, (-0.5, 1.5, 41), (0.0, 1.0))
-    a, b = prepare_points(obj, [("start", start), ("end", end)])
+    (a, b), states = prepare_states(obj, [("start", start), ("end", end)])
     direction = P.sub(b, a)
-    exact = {}
+    exact, exact_states = {}, {}
     for k, tk in enumerate(t):
-        if tk == 0.0:
-            exact[k] = a
-        elif tk == 1.0:
-            exact[k] = b
+        if tk in (0.0, 1.0):
+            exact[k] = a if tk == 0.0 else b
+            if states is not None:
+                exact_states[k] = states[0] if tk == 0.0 else states[1]
+    state_path = None if states is None else (states[0], state_directions(states, [[-1.0, 1.0]]))
     bn_kind = None if bn_data is None or bn_data is False else ("train" if bn_data is True else "data")
     values, cost, seconds = evaluate_points(
         obj,
@@ -111,6 +118,8 @@ def line(
         distributed=distributed,
         desc="line",
         key={"kind": "line", "bn": bn_kind},
+        states=state_path,
+        exact_states=exact_states,
     )
     return Surface1D(
         ts=t,
@@ -120,6 +129,7 @@ def line(
         kind="line",
         settings={
             "bn_recompute": bn_kind,
+            "buffers": "interpolated" if states is not None else "model",
             "test": test is not None,
             "distance": float(P.norm({k: v.to(torch.float64) for k, v in direction.items()})),
         },

@@ -10,6 +10,11 @@ and a grid point is θ(α, β) = w1 + α·u + β·v. The three points have plane
 w1 → (0, 0), w2 → (‖w2 − w1‖, 0), w3 → (⟨w3 − w1, u⟩, ‖r‖). The grid covers the points' bounding box
 widened by ``margin`` times its extent on each side; the node nearest each point is moved onto it, and the
 points themselves are evaluated at their exact weights, so the surface there equals ``obj.loss(w_k)``.
+
+The points may be full state_dicts (parameters and buffers): floating buffers then follow the affine map that
+takes the plane coordinates of w1, w2, w3 to their states — at θ(α, β) = w1 + c₂·(w2 − w1) + c₃·(w3 − w1) the
+state is s1 + c₂·(s2 − s1) + c₃·(s3 − s1) — so each point is evaluated with its own BatchNorm statistics;
+integer buffers (``num_batches_tracked``) are those of w1.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from .. import params as P
 from .._checks import check_positive, check_type, fail
 from ..objective import Objective
 from ._axes import axis_with_nodes, resolution_pair
-from .grid import evaluate_points, prepare_points
+from .grid import evaluate_points, prepare_states, state_directions
 from .results import Surface2D
 
 __all__ = ["plane", "plane_basis"]
@@ -85,7 +90,8 @@ def plane(
 
     Args:
         obj: the training objective (train loss, and train error for classification).
-        w1, w2, w3: weight dicts keyed like ``obj.names`` (e.g. three SWA samples, ``obj.point()``).
+        w1, w2, w3: weight dicts keyed like ``obj.names`` (e.g. three SWA samples, ``obj.point()``), or all
+            three full state_dicts of ``obj.model``: their floating buffers are interpolated too (see above).
         test: optional test objective; adds ``test_loss`` and ``test_error``.
         resolution: grid nodes per axis (``int`` or ``(nx, ny)``), at least 2. An axis gains a node when two
             points need the same node.
@@ -119,7 +125,7 @@ def plane(
     labels = list(labels)
     if len(labels) != 3 or not all(isinstance(s, str) for s in labels):
         fail("labels", "three strings", labels)
-    pts = prepare_points(obj, [("w1", w1), ("w2", w2), ("w3", w3)])
+    pts, states = prepare_states(obj, [("w1", w1), ("w2", w2), ("w3", w3)])
     u, v, pc = plane_basis(*pts)
 
     lo, hi = pc.min(axis=0), pc.max(axis=0)
@@ -133,7 +139,7 @@ def plane(
 
     mark_coords, mark_labels, offsets = [], [], {}
     for name, m in (marks or {}).items():
-        (mp,) = prepare_points(obj, [(f"marks[{name!r}]", m)])
+        (mp,), _ = prepare_states(obj, [(f"marks[{name!r}]", m)])
         d = P.sub(_f64(mp), _f64(pts[0]))
         a, b = float(P.dot(d, u)), float(P.dot(d, v))
         mark_coords.append([a, b])
@@ -142,6 +148,14 @@ def plane(
 
     ref = pts[0]
     cast = [{k: t[k].to(ref[k].dtype) for k in ref} for t in (u, v)]
+    state_path, exact_states = None, {}
+    if states is not None:
+        # α·u + β·v = c₂·(w2 − w1) + c₃·(w3 − w1) with c₃ = β / y3 and c₂ = (α − c₃·x3) / x2, (x2, 0) and (x3, y3)
+        # the coordinates of w2 and w3: the state directions are the images of u (α = 1) and v (β = 1).
+        (x2, _), (x3, y3) = pc[1], pc[2]
+        rows = [[-1.0 / x2, 1.0 / x2, 0.0], [(x3 / x2 - 1.0) / y3, -x3 / x2 / y3, 1.0 / y3]]
+        state_path = (states[0], state_directions(states, rows))
+        exact_states = {j * len(alphas) + i: states[k] for k, (i, j) in enumerate(indices)}
     bn_kind = None if bn_data is None or bn_data is False else ("train" if bn_data is True else "data")
     values, cost, seconds = evaluate_points(
         obj,
@@ -157,6 +171,8 @@ def plane(
         distributed=distributed,
         desc="plane",
         key={"kind": "plane", "bn": bn_kind},
+        states=state_path,
+        exact_states=exact_states,
     )
     shape = (len(betas), len(alphas))
     grid = {k: None if a is None else a.reshape(shape) for k, a in values.items()}
@@ -164,6 +180,7 @@ def plane(
         "resolution": [nx, ny],
         "margin": margin,
         "bn_recompute": bn_kind,
+        "buffers": "interpolated" if states is not None else "model",
         "test": test is not None,
         "distances": {"w1_w2": float(pc[1, 0]), "w1_w3": float(np.hypot(*pc[2]))},
         "mark_offsets_from_plane": offsets,

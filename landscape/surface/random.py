@@ -19,17 +19,21 @@ from .._checks import check_positive, check_type, fail
 from ..objective import Objective
 from ._axes import axis_with_nodes, resolution_pair
 from .directions import random_directions
-from .grid import evaluate_points, prepare_points
+from .grid import evaluate_points, prepare_states, state_directions
 from .line import line_coordinates
 from .results import Surface1D, Surface2D
 
 __all__ = ["random_line", "random_plane"]
 
 
-def _center(obj: Objective, center: Mapping[str, torch.Tensor] | None):
+def _center(obj: Objective, center: Mapping[str, torch.Tensor] | None, n_directions: int):
+    """θ and, for a full state_dict, the state held fixed along the slice (``evaluate_points``'s ``states``)."""
     if center is None:
-        return obj.point()
-    return prepare_points(obj, [("center", center)])[0]
+        return obj.point(), None
+    (theta,), states = prepare_states(obj, [("center", center)])
+    if states is None:
+        return theta, None
+    return theta, (states[0], state_directions(states, [[0.0]] * n_directions))
 
 
 def random_line(
@@ -52,7 +56,8 @@ def random_line(
     Args:
         obj: the training objective.
         seed: seeds the direction (the same seed gives the same direction on every device).
-        center: θ (default: the model's current weights).
+        center: θ (default: the model's current weights); a full state_dict also fixes the buffers (e.g.
+            BatchNorm statistics) used along the line.
         ts: coordinates α; default 41 points on [−1, 1] including 0.
         test: optional test objective.
         normalize, ignore: see :func:`~landscape.surface.directions.random_directions` (``ignore="biasbn"``
@@ -68,7 +73,7 @@ def random_line(
         True
     """
     check_type("obj", obj, Objective, "an Objective")
-    theta = _center(obj, center)
+    theta, state = _center(obj, center, 1)
     (d,) = random_directions(theta, 1, seed=seed, normalize=normalize, ignore=ignore)
     t = line_coordinates(ts, (-1.0, 1.0, 41), (0.0,))
     exact = {k: theta for k, tk in enumerate(t) if tk == 0.0}
@@ -86,6 +91,7 @@ def random_line(
         distributed=distributed,
         desc="random line",
         key={"kind": "random_line", "seed": seed, "normalize": normalize, "ignore": ignore},
+        states=state,
     )
     return Surface1D(
         ts=t,
@@ -120,7 +126,7 @@ def random_plane(
     Args:
         obj: the training objective.
         seed: seeds both directions (drawn one after the other from one generator).
-        center: θ (default: the model's current weights).
+        center: θ (default: the model's current weights); a full state_dict also fixes the buffers.
         span: half-width of the grid in direction units (a number, or ``(span_alpha, span_beta)``).
         resolution: nodes per axis (``int`` or ``(nx, ny)``); (0, 0) is always a node.
         test, normalize, ignore, bn_data, store, progress, checkpoint_every, distributed: as in
@@ -142,7 +148,7 @@ def random_plane(
     else:
         sa = sb = check_positive("span", span)
     nx, ny = resolution_pair(resolution)
-    theta = _center(obj, center)
+    theta, state = _center(obj, center, 2)
     d1, d2 = random_directions(theta, 2, seed=seed, normalize=normalize, ignore=ignore)
     alphas = axis_with_nodes(-sa, sa, nx, (0.0,))
     betas = axis_with_nodes(-sb, sb, ny, (0.0,))
@@ -163,6 +169,7 @@ def random_plane(
         distributed=distributed,
         desc="random plane",
         key={"kind": "random_plane", "seed": seed, "normalize": normalize, "ignore": ignore},
+        states=state,
     )
     shape = (len(betas), len(alphas))
     return Surface2D(
