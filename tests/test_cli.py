@@ -742,3 +742,27 @@ def test_surface_line_through_full_batchnorm_checkpoints_interpolates_the_statis
     assert_one_line_error(
         code, err, r"checkpoints: expected state_dicts with the keys of '.*s0\.pt', got '.*p\.pt' with 3 missing"
     )
+
+
+def test_outputs_replace_planted_symlinks_without_writing_their_targets(capsys, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    (out / "figures").mkdir(parents=True)
+    planted = ["surface.npz", "surface.json", "surface.png", "surface.html", "toy_salr.png", "toy_salr.html"]
+    planted += ["metrics.json", "report.html", "figures/density.png"]
+    for name in planted:
+        (out / name).symlink_to(victim)
+    a = _save_net(tmp_path / "a.pt")
+    b = tmp_path / "b.pt"
+    torch.save({k: v + 0.1 for k, v in make_net().state_dict().items()}, b)
+    common = ["--model", MODEL, "--data", DATA, "--out", str(out), "--no-progress"]
+    code, _, err = run(capsys, "surface", "line", a, str(b), *common, "--points", "3")
+    assert code == 0, err
+    code, _, err = run(capsys, "toy", "salr", "--out", str(out))
+    assert code == 0, err
+    code, _, err = run(capsys, "diagnose", a, *common, "--quick", "--no-surface")
+    assert code == 0, err
+    assert victim.read_text() == "precious"
+    for name in planted:
+        assert not (out / name).is_symlink() and (out / name).stat().st_size > 0, name

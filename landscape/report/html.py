@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..results import atomic_write_bytes
+from ..results import atomic_output, atomic_write_bytes
 
 __all__ = ["Report", "format_number", "referenced_paths"]
 
@@ -151,8 +151,8 @@ class Report:
         import matplotlib.pyplot as plt
 
         path = self.out_dir / "figures" / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        with atomic_output(path) as tmp:  # renamed over path: never written through a link planted there
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
         plt.close(fig)
         self.figure(path, caption=caption)
         return path

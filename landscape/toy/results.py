@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._checks import check_choice, fail
 from ..objective import Cost
-from ..results import Result
+from ..results import Result, atomic_output
 
 __all__ = ["EscapeResult", "SALRTrace", "SharpnessProfile", "render"]
 
@@ -67,8 +66,8 @@ def _render_mpl(panels, ax, path):
             b.set_ylabel(panel["ylabel2"])
         a.legend(handles=handles, fontsize=8)
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
+        with atomic_output(path) as tmp:  # never through a link planted at path
+            fig.savefig(tmp, dpi=110)
     return fig
 
 
@@ -107,8 +106,8 @@ def _render_plotly(panels, path):
             fig.update_yaxes(title_text=panel["ylabel2"], row=1, col=c, secondary_y=True)
     fig.update_layout(width=520 * len(panels), height=430, template="plotly_white")
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.write_html(str(path), include_plotlyjs=True, full_html=True)
+        with atomic_output(path) as tmp:
+            fig.write_html(str(tmp), include_plotlyjs=True, full_html=True)
     return fig
 
 
@@ -210,13 +209,13 @@ class EscapeResult(Result):
         if backend == "matplotlib":
             fig.axes[1].axhspan(lo, hi, color="0.85", zorder=0)
             if path is not None:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-                fig.savefig(path, dpi=110)
+                with atomic_output(path) as tmp:  # never through a link planted at path
+                    fig.savefig(tmp, dpi=110)
         else:
             fig.add_hrect(y0=lo, y1=hi, fillcolor="lightgrey", opacity=0.5, line_width=0, row=1, col=2)
             if path is not None:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-                fig.write_html(str(path), include_plotlyjs=True, full_html=True)
+                with atomic_output(path) as tmp:
+                    fig.write_html(str(tmp), include_plotlyjs=True, full_html=True)
         return fig
 
 
