@@ -25,7 +25,8 @@ from .. import params as P
 from .._checks import check_type, fail
 from ..objective import Objective
 from ._axes import axis_with_nodes
-from .grid import evaluate_points, prepare_states, state_directions
+from .grid import evaluate_points
+from .points import prepare_states, state_directions
 from .results import Surface1D
 
 __all__ = ["line", "line_coordinates"]

@@ -29,7 +29,8 @@ from .. import params as P
 from .._checks import check_positive, check_type, fail
 from ..objective import Objective
 from ._axes import axis_with_nodes, resolution_pair
-from .grid import evaluate_points, prepare_states, state_directions
+from .grid import evaluate_points
+from .points import prepare_states, state_directions
 from .results import Surface2D
 
 __all__ = ["plane", "plane_basis"]

@@ -19,8 +19,9 @@ from .._checks import check_positive, check_type, fail
 from ..objective import Objective
 from ._axes import axis_with_nodes, resolution_pair
 from .directions import random_directions
-from .grid import evaluate_points, prepare_states, state_directions
+from .grid import evaluate_points
 from .line import line_coordinates
+from .points import prepare_states, state_directions
 from .results import Surface1D, Surface2D
 
 __all__ = ["random_line", "random_plane"]
