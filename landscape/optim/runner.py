@@ -32,7 +32,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
@@ -47,7 +46,7 @@ from .._checks import check_int, check_type, fail
 from .._state import preserve_modes
 from ..objective import Objective
 from ..results import ParamFiles
-from .batches import Stream, pair, save_checkpoint
+from .batches import LoaderSource, TensorSource, is_loader, pair, save_checkpoint
 from .methods import SWA_METHODS, build_optimizer, fresh_batch_per_call, iteration_cost, resolve_options
 from .result import TrainResult
 from .salr import SALR
@@ -56,16 +55,21 @@ from .swa import WeightAverager, recompute_bn_
 
 __all__ = ["train"]
 
-_FORMAT = "landscape.optim.train/1"
+_FORMAT = "landscape.optim.train/2"
 _HIST = ("loss", "lr", "sharpness", "grad_calls")
+_CHECK_EVERY = 50  # iterations between finiteness checks (one host synchronization each)
+
+
+class NonFiniteLossError(FloatingPointError, RuntimeError):
+    """The training loss (or the weights) became NaN or infinite: the run diverged."""
 
 
 class _Run:
-    def __init__(self, method, model, x, y, *, budget, batch_size, loss_fn, seed, o, test, samples_dir=None):
+    def __init__(self, method, model, source, *, budget, batch_size, loss_fn, o, test, samples_dir=None):
         self.method, self.model, self.loss_fn, self.o = method, model, loss_fn, o
-        self.x, self.y, self.budget, self.batch_size, self.test = x, y, budget, batch_size, test
-        self.stream = Stream(x.shape[0], batch_size, seed)
+        self.source, self.budget, self.batch_size, self.test = source, budget, batch_size, test
         self.it = self.spent = 0
+        self.bad: torch.Tensor | None = None  # first iteration with a non-finite loss (-1: none), on the device
         self.opt: Any = None
         self.opt_key: str | None = None
         self.hist: dict[str, list] = {k: [] for k in _HIST}
@@ -80,7 +84,9 @@ class _Run:
             self.pre = round(o["swa_start"] * budget)
             self.k = o["rounds"]
             self.round_len = (budget - self.pre) // self.k
-            self.c = o["c"] if o["c"] is not None else math.ceil(x.shape[0] / batch_size)
+            if o["c"] is None and source.epoch_batches is None:
+                fail("c", "a cycle length for a train_data without len() (one epoch is the default)", None)
+            self.c = o["c"] if o["c"] is not None else source.epoch_batches
             if self.round_len < self.c:
                 fail(
                     "budget",
@@ -112,8 +118,23 @@ class _Run:
         return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
 
     def batch(self):
-        idx = self.stream.indices().to(self.x.device)
-        return self.x[idx], self.y[idx]
+        return self.source.next()
+
+    def check_finite(self, weights: bool = False) -> None:
+        """Raise :class:`NonFiniteLossError` if a loss so far (or, with ``weights``, a weight) is not finite."""
+        k = -1 if self.bad is None else int(self.bad)
+        if k < 0 and weights:
+            norms = torch._foreach_norm([p.detach() for p in self.params().values()])
+            if not bool(torch.isfinite(torch.stack(norms)).all()):
+                k = self.it - 1
+        if k < 0:
+            return
+        lrs = self.hist["lr"]
+        lr = float(lrs[k - (self.it - len(lrs))]) if 0 <= k - (self.it - len(lrs)) < len(lrs) else float("nan")
+        hint = " or bound the SALR rate with max_ratio" if "max_ratio" in self.o else ""
+        raise NonFiniteLossError(
+            f"train: the loss became non-finite at iteration {k} (lr={lr:.4g}); lower the learning rate{hint}"
+        )
 
     # -- one iteration
     def step(self) -> bool:
@@ -147,6 +168,9 @@ class _Run:
         measured = salr and self.opt.measures_next()
         loss = self.opt.step(closure, batch=first) if salr else self.opt.step(closure)
         dev = loss.device
+        if self.bad is None:
+            self.bad = torch.full((), -1, dtype=torch.int64, device=dev)
+        self.bad = torch.where((self.bad < 0) & ~torch.isfinite(loss), self.it, self.bad)
         self.hist["loss"].append(loss.to(torch.float64))
         cur_lr = self.opt.lr if salr else self.opt.param_groups[0]["lr"]
         self.hist["lr"].append(torch.as_tensor(cur_lr, dtype=torch.float64, device=dev).detach().clone())
@@ -169,11 +193,7 @@ class _Run:
             with torch.no_grad():
                 for k, v in self.params().items():
                     v.copy_(self.averager.average[k])
-            batches = [
-                (self.x[j : j + self.batch_size], self.y[j : j + self.batch_size])
-                for j in range(0, len(self.x), self.batch_size)
-            ]
-            recompute_bn_(self.model, self.loss_fn, batches)
+            recompute_bn_(self.model, self.loss_fn, self.source.pass_batches())
             _keep(self.round_averages, f"round_{len(self.round_averages)}.pt", self.averager.average)
             self.averager = WeightAverager()
 
@@ -193,10 +213,12 @@ class _Run:
     def evaluate(self) -> dict[str, Any]:
         if self.test is None:
             return {}
-        xt, yt = self.test
-        b = self.batch_size
-        batches = [(xt[j : j + b], yt[j : j + b]) for j in range(0, len(xt), b)]
-        return Objective(self.model, self.loss_fn, batches, mode="eval", check_finite=False).evaluate()
+        if isinstance(self.test, tuple):
+            xt, yt = self.test
+            b = self.batch_size
+            batches: Any = [(xt[j : j + b], yt[j : j + b]) for j in range(0, len(xt), b)]
+            return Objective(self.model, self.loss_fn, batches, mode="eval", check_finite=False).evaluate()
+        return Objective(self.model, self.loss_fn, self.test, mode="eval", check_finite=False, cache=False).evaluate()
 
     # -- checkpoints
     def state(self, settings: dict[str, Any]) -> dict[str, Any]:
@@ -213,7 +235,8 @@ class _Run:
             "optimizer": None if self.opt is None else self.opt.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": list(cuda),
-            "stream": self.stream.state_dict(),
+            "data": self.source.fingerprint,
+            "stream": self.source.state_dict(),
             "history": dict(self.done),
             "tests": {k: list(v) for k, v in self.tests.items()},
             "averager": self.averager.state_dict(),
@@ -222,7 +245,7 @@ class _Run:
             "round_averages": _saved(self.round_averages),
         }
 
-    def load(self, s: dict[str, Any]) -> None:
+    def load(self, s: dict[str, Any], path: Path) -> None:
         self.model.load_state_dict(s["model"])
         self.it, self.spent = int(s["iteration"]), int(s["spent"])
         self.opt_key = s["opt_key"]
@@ -232,7 +255,7 @@ class _Run:
         torch.set_rng_state(s["rng_cpu"])
         if s["rng_cuda"]:
             torch.cuda.set_rng_state_all(s["rng_cuda"])
-        self.stream.load_state_dict(s["stream"])
+        self.source.load_state_dict(s["stream"], path)
         self.done = dict(s["history"])
         self.tests = {k: list(v) for k, v in s["tests"].items()}
         self.averager.load_state_dict(s["averager"])
@@ -320,13 +343,20 @@ def train(
     first = next((p for p in model.parameters() if p.requires_grad), None)
     if first is None:
         fail("model", "at least one parameter with requires_grad=True", "none", raw=True)
-    x, y = pair(train_data, "train_data", ("x_train", "y_train"))
-    x = x.to(first.device, first.dtype if x.is_floating_point() else x.dtype)
-    y = y.to(first.device)
-    test = None
+    fdtype = first.dtype if first.is_floating_point() else torch.get_default_dtype()
+    source: TensorSource | LoaderSource
+    if is_loader(train_data) and not (hasattr(train_data, "x_train") and hasattr(train_data, "y_train")):
+        source = LoaderSource(train_data, first.device, fdtype)
+    else:
+        x, y = pair(train_data, "train_data", ("x_train", "y_train"))
+        source = TensorSource(x, y, batch_size, seed, first.device, fdtype)
+    test: Any = None
     if test_data is not None:
-        xt, yt = pair(test_data, "test_data", ("x_test", "y_test"))
-        test = (xt.to(first.device, first.dtype if xt.is_floating_point() else xt.dtype), yt.to(first.device))
+        if is_loader(test_data) and not (hasattr(test_data, "x_test") and hasattr(test_data, "y_test")):
+            test = test_data
+        else:
+            xt, yt = pair(test_data, "test_data", ("x_test", "y_test"))
+            test = (xt.to(first.device, fdtype if xt.is_floating_point() else xt.dtype), yt.to(first.device))
     if samples_dir is not None:
         if method not in SWA_METHODS:
             fail("samples_dir", f"None for method {method!r} (only SWA methods take samples)", samples_dir)
@@ -337,12 +367,10 @@ def train(
     run = _Run(
         method,
         model,
-        x,
-        y,
+        source,
         budget=budget,
         batch_size=batch_size,
         loss_fn=loss_fn,
-        seed=seed,
         o=o,
         test=test,
         samples_dir=samples_dir,
@@ -360,7 +388,14 @@ def train(
                 f"'{path.name}' written by method {s.get('method')!r} with settings {s.get('settings')}",
                 raw=True,
             )
-        run.load(s)
+        if s.get("data") != source.fingerprint:
+            fail(
+                "resume",
+                f"the training data checkpoint '{path.name}' was written with (fingerprint {s.get('data')})",
+                f"other data (fingerprint {source.fingerprint}); pass resume=False or another checkpoint file",
+                raw=True,
+            )
+        run.load(s, path)
     else:
         torch.manual_seed(seed)
     bar = None
@@ -379,19 +414,24 @@ def train(
                     bar.update(run.spent - before)
                     if run.it % 20 == 0:
                         bar.set_postfix(loss=f"{float(run.hist['loss'][-1]):.4f}")
+                if run.it % _CHECK_EVERY == 0:
+                    run.check_finite()
                 if eval_every is not None and test is not None and run.it % eval_every == 0:
+                    run.check_finite()
                     with preserve_modes(model):
                         m = run.evaluate()
                     run.tests["test_iteration"].append(run.it)
                     run.tests["test_loss"].append(m["loss"])
                     run.tests["test_error"].append(m["error"])
                 if path is not None and run.it % checkpoint_every == 0:
+                    run.check_finite(weights=True)  # a checkpoint only ever holds a finite state
                     save_checkpoint(path, run.state(settings))
                 if callback is not None:
                     callback(run.it, {"spent": run.spent, "loss": run.hist["loss"][-1] if run.hist["loss"] else None})
     finally:
         if bar is not None:
             bar.close()
+    run.check_finite(weights=True)
     if path is not None:
         save_checkpoint(path, run.state(settings))
     run.flush()
