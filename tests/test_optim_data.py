@@ -105,8 +105,17 @@ def test_dataloader_resume_with_other_data_is_refused(tmp_path):
     ckpt = tmp_path / "run.pt"
     loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True)
     with pytest.raises(_Kill):
-        train("sgd", tiny_bn_net(), loader, budget=20, batch_size=8, checkpoint=ckpt, checkpoint_every=2,
-              progress=False, callback=_killer(7))  # fmt: skip
+        train(
+            "sgd",
+            tiny_bn_net(),
+            loader,
+            budget=20,
+            batch_size=8,
+            checkpoint=ckpt,
+            checkpoint_every=2,
+            progress=False,
+            callback=_killer(7),
+        )
     other = DataLoader(TensorDataset(x + 1.0, y), batch_size=8, shuffle=True)
     with pytest.raises(ValueError, match=r"^resume: expected train_data that replays the batches 'run.pt' was"):
         train("sgd", tiny_bn_net(), other, budget=20, batch_size=8, checkpoint=ckpt, progress=False)
@@ -116,8 +125,17 @@ def test_tensor_resume_with_other_data_is_refused(tmp_path):
     x, y = _data()
     ckpt = tmp_path / "run.pt"
     with pytest.raises(_Kill):
-        train("sgd", tiny_bn_net(), (x, y), budget=20, batch_size=8, checkpoint=ckpt, checkpoint_every=2,
-              progress=False, callback=_killer(3))  # fmt: skip
+        train(
+            "sgd",
+            tiny_bn_net(),
+            (x, y),
+            budget=20,
+            batch_size=8,
+            checkpoint=ckpt,
+            checkpoint_every=2,
+            progress=False,
+            callback=_killer(3),
+        )
     y2 = y.clone()
     y2[0] = 1 - y2[0]  # one label differs
     with pytest.raises(ValueError, match=r"^resume: expected the training data checkpoint 'run.pt' was written with"):
@@ -149,8 +167,18 @@ def test_diverging_run_raises_and_keeps_a_finite_checkpoint(tmp_path):
     x, y = _data()
     ckpt = tmp_path / "run.pt"
     with pytest.raises(NonFiniteLossError, match=r"^train: the loss became non-finite at iteration \d+ \(lr=1e\+30\)"):
-        train("sgd", torch.nn.Linear(3, 2).double(), (x, y), budget=200, batch_size=8, lr=1e30, checkpoint=ckpt,
-              checkpoint_every=1, progress=False, loss_fn=lambda out, _: (out**2).mean())  # fmt: skip
+        train(
+            "sgd",
+            torch.nn.Linear(3, 2).double(),
+            (x, y),
+            budget=200,
+            batch_size=8,
+            lr=1e30,
+            checkpoint=ckpt,
+            checkpoint_every=1,
+            progress=False,
+            loss_fn=lambda out, _: (out**2).mean(),
+        )
     assert issubclass(NonFiniteLossError, RuntimeError) and issubclass(NonFiniteLossError, FloatingPointError)
     state = torch.load(ckpt, weights_only=True)
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
