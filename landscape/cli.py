@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         "toy",
         help="the 1-D teaching demos of the SALR paper (Figs. 1-3)",
         description="f(theta) = 0.5*theta*sin(3*theta) + 1: phi, S and S-hat across theta (SALR Fig. 2); GD vs "
-        "GD-SALR started in a sharp minimum; the SALR learning rate against sharpness (Fig. 3).",
+        "GD-SALR started on the slope into a sharp minimum; the SALR learning rate against sharpness (Fig. 3).",
     )
     p.add_argument("which", nargs="?", default="all", choices=["sharpness", "escape", "salr", "all"], help="which demo")
     p.add_argument("--out", default="landscape-toy", metavar="DIR", help="output directory (default: %(default)s)")

@@ -155,8 +155,8 @@ def toy_run(which: str = "all", *, out_dir: str | os.PathLike, fmt: str = "both"
     """``landscape toy``: the 1-D demos of the SALR paper as figures (and a summary).
 
     Args:
-        which: ``"sharpness"`` (ϕ, S, Ŝ across θ: Fig. 2), ``"escape"`` (GD vs GD-SALR from a sharp minimum:
-            Theorems 1–2), ``"salr"`` (learning rate against sharpness: Fig. 3) or ``"all"``.
+        which: ``"sharpness"`` (ϕ, S, Ŝ across θ: Fig. 2), ``"escape"`` (GD trapped in a sharp minimum,
+            GD-SALR thrown out: an illustration), ``"salr"`` (learning rate against sharpness: Fig. 3) or ``"all"``.
         out_dir: output directory; figures ``toy_<name>.png`` / ``toy_<name>.html``.
         fmt: ``"png"``, ``"html"`` or ``"both"``.
 
