@@ -1,5 +1,6 @@
-"""The SALR paper's 1-D teaching demos: sharpness profiles (Fig. 2), GD-SALR
-thrown out of a sharp minimum that GD is trapped in (an illustration, not Theorems 1–2) and the SALR learning rate against the sharpness (Fig. 3, right).
+"""The SALR paper's 1-D teaching demos: sharpness profiles (Fig. 2), GD-SALR thrown out of a sharp minimum that
+GD is trapped in (an illustration, not Theorems 1–2) and the SALR learning rate against the sharpness (Fig. 3,
+right).
 
     python examples/toy_demos.py --out toy_out            # full resolution
     python examples/toy_demos.py --out toy_out --quick    # a few seconds (run by the test suite)

@@ -114,7 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument(
-        "--opt", type=options, default={}, metavar="K=V,...", help="method hyperparameters, e.g. --opt c=2,gamma=0.01"
+        "--opt",
+        type=options,
+        default={},
+        metavar="K=V,...",
+        help="method hyperparameters, e.g. --opt c=2,gamma=0.01 (SALR rate bounds: --opt max_ratio=2,min_ratio=0.5)",
     )
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
     _add_common(p)

@@ -220,7 +220,9 @@ def train_run(
     ``out_dir/samples/`` (``sample_00000.pt``…, ``round_0.pt``…: parameters only), ready for
     ``landscape surface plane`` (with ``--recompute-bn`` for BatchNorm models). With ``resume`` an interrupted
     run continues from ``checkpoint.pt`` and ends with the weights of an uninterrupted run; without it an
-    existing checkpoint is an error (nothing is overwritten).
+    existing checkpoint is an error (nothing is overwritten). A resume with other training data (another
+    ``train_samples``, a changed data set) is refused: the checkpoint holds the data's fingerprint. A run whose
+    loss becomes NaN/inf raises :class:`~landscape.optim.runner.NonFiniteLossError` (a ``RuntimeError``).
 
     Args:
         method: a runner method (``sgd``, ``adam``, ``swa``, ``dswa``, ``tswa``, ``salr-sgd``, ``salr-adam``,

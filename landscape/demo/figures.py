@@ -21,7 +21,7 @@ _LABELS = {
     "case1/dswa": "Case I · DSWA",
     "case1/tswa": "Case I · TSWA",
     "equal-budget/sgd": "SGD (equal calls)",
-    "equal-budget/salr-sgd": "SGD-SALR (equal calls)",
+    "equal-budget/salr-sgd": "SGD-SALR, unbounded (equal calls)",
 }
 
 

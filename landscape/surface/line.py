@@ -20,7 +20,7 @@ from .. import params as P
 from .._checks import check_type, fail
 from ..objective import Objective
 from ._axes import axis_with_nodes
-from .grid import evaluate_points, prepare_points
+from .grid import evaluate_points, prepare_points, warn_batchnorm
 from .results import Surface1D
 
 __all__ = ["line", "line_coordinates"]
@@ -65,6 +65,7 @@ def line(
         ts: coordinates t (any real numbers); default 41 points on [−0.5, 1.5] including 0 and 1 exactly.
         test: optional test objective (test loss and error).
         bn_data: recompute BatchNorm statistics at every point (``True``: from ``obj``'s data, or given data).
+            ``None`` (default) keeps the model's statistics and warns for a BatchNorm model; ``False`` silently.
         store: directory for partial results (resumable).
         progress: show a progress bar.
         labels: names of the two end points.
@@ -84,6 +85,7 @@ def line(
         True
     """
     check_type("obj", obj, Objective, "an Objective")
+    warn_batchnorm(obj, bn_data)
     labels = list(labels)
     if len(labels) != 2 or not all(isinstance(s, str) for s in labels):
         fail("labels", "two strings", labels)

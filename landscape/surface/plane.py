@@ -24,7 +24,7 @@ from .. import params as P
 from .._checks import check_positive, check_type, fail
 from ..objective import Objective
 from ._axes import axis_with_nodes, resolution_pair
-from .grid import evaluate_points, prepare_points
+from .grid import evaluate_points, prepare_points, warn_batchnorm
 from .results import Surface2D
 
 __all__ = ["plane", "plane_basis"]
@@ -91,7 +91,8 @@ def plane(
             points need the same node.
         margin: the grid extends ``margin`` × the points' extent beyond them on each side.
         bn_data: recompute BatchNorm statistics at every grid point (``True``: from ``obj``'s data; or a
-            DataLoader / batches / ``(x, y)`` pair), as ``torch.optim.swa_utils.update_bn`` would.
+            DataLoader / batches / ``(x, y)`` pair), as ``torch.optim.swa_utils.update_bn`` would. ``None``
+            (default) keeps the model's statistics and warns for a BatchNorm model; ``False`` keeps them silently.
         store: directory for partial results; rerun with the same arguments to resume (see
             :mod:`landscape.surface.store`).
         progress: show a progress bar.
@@ -114,6 +115,7 @@ def plane(
         True
     """
     check_type("obj", obj, Objective, "an Objective")
+    warn_batchnorm(obj, bn_data)
     margin = check_positive("margin", margin, allow_zero=True)
     nx, ny = resolution_pair(resolution)
     labels = list(labels)
