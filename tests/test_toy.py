@@ -198,4 +198,4 @@ def test_example_quick_mode(tmp_path, capsys):
     for path in written.values():
         assert path.is_file() and path.stat().st_size > 1000
     out = capsys.readouterr().out
-    assert "GD-SALR: θ_K" in out and "left B_δ(θ*): True" in out
+    assert "GD-SALR: θ_K" in out and "visited B_δ(θ*): True, ended outside: True" in out
