@@ -137,9 +137,20 @@ def write_report(out: Path, results: dict[str, Any], surfaces: dict[str, Any]) -
         },
         caption="full training set (all training examples) loss and gradient norm; Case II for contrast",
     )
+    conv = results["convergence"].values()
+    rel1 = mean_sd([c["case1"]["relative_change_last_10"] for c in conv])
+    g1, g2 = mean_sd([c["case1"]["grad_norm_end"] for c in conv]), mean_sd([c["case2"]["grad_norm_end"] for c in conv])
+    acc1 = mean_sd([c["case1"]["train_accuracy_end"] for c in conv])
+    verdict = (
+        "by this check Case I has converged"
+        if rel1["mean"] < 0.01
+        else "by this check Case I has NOT fully converged: its loss is still falling at the end of the schedule"
+    )
     rep.text(
-        "Case I counts as converged when the full training loss no longer decreases over the final constant-C_l "
-        "segment (relative decrease near 0) and the full-batch gradient is small compared with Case II's."
+        "The check: SGD has converged when the full training loss no longer decreases over the final constant-C_l "
+        "segment (the last 0.1 L) — a relative decrease below 1 % — with a full-batch gradient small against Case "
+        f"II's. Measured: Case I's loss fell by {fmt(rel1, 100, 1)} % over the last 0.1 L (mean ± sd over seeds), "
+        f"train accuracy {fmt(acc1, 100, 2)} %, ‖∇f‖ = {fmt(g1, 1, 3)} against {fmt(g2, 1, 3)} in Case II: {verdict}."
     )
 
     rep.heading("SALR against SGD at equal gradient calls")
