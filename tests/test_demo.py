@@ -133,6 +133,24 @@ def test_same_budget_sgd_baseline_is_the_swa_runs_last_iterate(demo_dir):
         assert base.keys() == swa.keys() and any(not torch.equal(base[k], swa[k]) for k in base)
 
 
+def test_every_swa_sample_evaluated(demo_dir):
+    """The test accuracy of each SWA sample and round average is recorded; the last round's average is the run's
+    solution, whose accuracy the per-seed evaluation gives."""
+    doc = json.loads((demo_dir / "results.json").read_text())
+    c = doc["config"]
+    for seed in ("seed0", "seed1", "seed2"):
+        for case in ("case1", "case2"):
+            for method, k in (("swa", 1), ("dswa", 2), ("tswa", 3)):
+                t = doc["training"][seed][f"{case}/{method}"]
+                n = k * ((c["swa_iterations"] // k) // c["swa_cycle"])
+                assert len(t["sample_test_accuracy"]) == len(t["sample_rounds"]) == t["samples"] == n
+                assert sorted(set(t["sample_rounds"])) == list(range(k))
+                assert len(t["round_average_test_accuracy"]) == k
+                final = doc["per_seed"][seed][f"{case}/{method}"]["test_accuracy"]
+                assert t["round_average_test_accuracy"][-1] == pytest.approx(final, abs=1e-12)
+    assert "the samples against their average" in (demo_dir / "report.html").read_text()
+
+
 def test_convergence_check_reported(demo_dir):
     doc = json.loads((demo_dir / "results.json").read_text())
     for seed in ("seed0", "seed1", "seed2"):

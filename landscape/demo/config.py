@@ -40,6 +40,7 @@ class DemoConfig:
             Algorithms 2–3). With c = 10 and n₁ = n₂ = 5 a probe costs one extra gradient call per iteration.
         salr_max_ratios: one SGD-SALR run per entry, each with η_k/η₀ bounded by it (``inf``: Algorithm 1
             exactly, unbounded; a finite bound keeps early rates — when the median rests on a few Ŝ — in check).
+        salr_min_ratio: lower bound on η_k/η₀ of every SGD-SALR run (0: Algorithm 1's rule, never a reversed step).
         measure_samples: training examples the measurements use (the objective f).
         epsilon: radius ε of ϕ and S; gamma, probe_steps: Ŝ of Definition 1.
         ascent_steps: projected gradient steps of ϕ and S.
@@ -69,6 +70,7 @@ class DemoConfig:
     salr_gamma: float = 0.01
     salr_steps: int = 5
     salr_max_ratios: tuple[float, ...] = (math.inf, 2.0)
+    salr_min_ratio: float = 0.0
     measure_samples: int = 4000
     epsilon: float = 0.05
     gamma: float = 0.01

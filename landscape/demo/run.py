@@ -155,7 +155,20 @@ def _run(out_dir, cfg: DemoConfig, *, quick: bool, seed: int, progress: bool, re
 
     for s in seeds:
         _train_seed(
-            s, seeds[0], cfg, stores[s], model_at, train_xy, test_xy, full, progress, bar, timings, training, weights
+            s,
+            seeds[0],
+            cfg,
+            stores[s],
+            model_at,
+            train_xy,
+            test_xy,
+            full,
+            test_obj,
+            progress,
+            bar,
+            timings,
+            training,
+            weights,
         )
 
     # ---- 5: evaluate every seed's solutions; measure the first seed's
@@ -244,7 +257,7 @@ def _run(out_dir, cfg: DemoConfig, *, quick: bool, seed: int, progress: bool, re
 
 
 def _train_seed(
-    s, first_seed, cfg, store, model_at, train_xy, test_xy, full, progress, bar, timings, training, weights
+    s, first_seed, cfg, store, model_at, train_xy, test_xy, full, test_obj, progress, bar, timings, training, weights
 ) -> None:
     """The ten training stages of seed ``s`` (and the same-budget SGD baselines they yield)."""
     from ..optim import swa_rounds, train
@@ -321,7 +334,12 @@ def _train_seed(
                 res = swa_rounds(
                     net, train_xy, k=k, n=cfg.swa_iterations, c=cfg.swa_cycle, lr=cfg.swa_lr, **sgd_opts, **common
                 )
-                extra: dict[str, Any] = {}
+                # every sample's and every round average's test accuracy, beside the final average's
+                extra: dict[str, Any] = {
+                    "sample_test_accuracy": [test_obj.evaluate(p)["accuracy"] for p in res.samples],
+                    "sample_rounds": list(res.sample_rounds),
+                    "round_average_test_accuracy": [test_obj.evaluate(p)["accuracy"] for p in res.round_averages],
+                }
                 if k == 1:  # saved before this stage: a finished SWA stage always has its baseline
                     last = dict(net.state_dict())
                     last.update(res.samples[-1])
@@ -381,7 +399,7 @@ def _train_seed(
     run_stage("equal-budget/sgd", equal("sgd"))
     salr = dict(c=cfg.salr_every, gamma=cfg.salr_gamma, n_descent=cfg.salr_steps, n_ascent=cfg.salr_steps)
     for r in cfg.salr_max_ratios:
-        run_stage(salr_name(r), equal("salr-sgd", max_ratio=float(r), **salr))
+        run_stage(salr_name(r), equal("salr-sgd", min_ratio=cfg.salr_min_ratio, max_ratio=float(r), **salr))
 
 
 def salr_name(max_ratio: float) -> str:
