@@ -10,8 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from landscape.cli import main
-from landscape.optim import train
-from landscape.optim.runner import NonFiniteLossError
+from landscape.optim import NonFiniteLossError, train
 
 from .conftest import tiny_bn_net
 from .test_cli import DATA, MODEL, assert_one_line_error
