@@ -1,5 +1,6 @@
-"""The SALR paper's 1-D teaching demos: sharpness profiles (Fig. 2), escape from a sharp minimum
-(Theorems 1–2) and the SALR learning rate against the sharpness (Fig. 3, right).
+"""The SALR paper's 1-D teaching demos: sharpness profiles (Fig. 2), GD-SALR thrown out of a sharp minimum that
+GD is trapped in (an illustration, not Theorems 1–2) and the SALR learning rate against the sharpness (Fig. 3,
+right).
 
     python examples/toy_demos.py --out toy_out            # full resolution
     python examples/toy_demos.py --out toy_out --quick    # a few seconds (run by the test suite)
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     results = {
         "profile_salr_toy": sharpness_profile(thetas=np.linspace(-3, 3, n_points), epsilon=0.1),
         "profile_sharp_flat": sharpness_profile(sharp_flat, thetas=np.linspace(-2, 3, n_points), epsilon=0.1),
-        "escape": escape_demo(steps=20 if args.quick else 60),
+        "escape": escape_demo(),  # 200 steps, about a second: fewer do not reach the sharp well
         "salr_trace": salr_trace(steps=20 if args.quick else 80),
     }
     for name, result in results.items():
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
             written[f"{name}{suffix}"] = path
     esc = results["escape"]
     for n in esc.names:
-        print(f"{n:>22}: θ_K = {esc.final(n):+.4f}, left B_δ(θ*): {esc.escaped(n)}")
+        print(f"{n:>24}: θ_K = {esc.final(n):+.4f}, visited B_δ(θ*): {esc.visited(n)}, ended outside: {esc.escaped(n)}")
     print(f"wrote {len(written)} files to {out}")
     return written
 

@@ -128,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument(
-        "--opt", type=options, default={}, metavar="K=V,...", help="method hyperparameters, e.g. --opt c=2,gamma=0.01"
+        "--opt",
+        type=options,
+        default={},
+        metavar="K=V,...",
+        help="method hyperparameters, e.g. --opt c=2,gamma=0.01 (SALR rate bounds: --opt max_ratio=2,min_ratio=0.5)",
     )
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON on stdout")
     _add_common(p)
@@ -196,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         "toy",
         help="the 1-D teaching demos of the SALR paper (Figs. 1-3)",
         description="f(theta) = 0.5*theta*sin(3*theta) + 1: phi, S and S-hat across theta (SALR Fig. 2); GD vs "
-        "GD-SALR started in a sharp minimum; the SALR learning rate against sharpness (Fig. 3).",
+        "GD-SALR started on the slope into a sharp minimum; the SALR learning rate against sharpness (Fig. 3).",
     )
     p.add_argument("which", nargs="?", default="all", choices=["sharpness", "escape", "salr", "all"], help="which demo")
     p.add_argument("--out", default="landscape-toy", metavar="DIR", help="output directory (default: %(default)s)")
@@ -240,9 +244,13 @@ def _say(text: str) -> None:
 
 
 def _cmd_demo(a: argparse.Namespace) -> int:
-    from .demo import run_demo
+    import dataclasses
 
-    out = run_demo(a.out, quick=a.quick, seed=a.seed, progress=not a.no_progress, reuse=not a.fresh)
+    from .demo import DemoConfig, run_demo
+
+    # the run sets torch's threads from its config; --threads is part of the settings (results may differ with it)
+    config = dataclasses.replace(DemoConfig.quick() if a.quick else DemoConfig(), threads=a.threads)
+    out = run_demo(a.out, quick=a.quick, seed=a.seed, progress=not a.no_progress, reuse=not a.fresh, config=config)
     _say(f"report: {out['report']}\nnumbers: {out['json']}")
     return 0
 

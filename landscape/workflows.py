@@ -172,8 +172,8 @@ def toy_run(which: str = "all", *, out_dir: str | os.PathLike, fmt: str = "both"
     """``landscape toy``: the 1-D demos of the SALR paper as figures (and a summary).
 
     Args:
-        which: ``"sharpness"`` (ϕ, S, Ŝ across θ: Fig. 2), ``"escape"`` (GD vs GD-SALR from a sharp minimum:
-            Theorems 1–2), ``"salr"`` (learning rate against sharpness: Fig. 3) or ``"all"``.
+        which: ``"sharpness"`` (ϕ, S, Ŝ across θ: Fig. 2), ``"escape"`` (GD trapped in a sharp minimum,
+            GD-SALR thrown out: an illustration), ``"salr"`` (learning rate against sharpness: Fig. 3) or ``"all"``.
         out_dir: output directory; figures ``toy_<name>.png`` / ``toy_<name>.html``.
         fmt: ``"png"``, ``"html"`` or ``"both"``.
 
@@ -237,7 +237,9 @@ def train_run(
     ``out_dir/samples/`` (``sample_00000.pt``…, ``round_0.pt``…: parameters only), ready for
     ``landscape surface plane`` (with ``--recompute-bn`` for BatchNorm models). With ``resume`` an interrupted
     run continues from ``checkpoint.pt`` and ends with the weights of an uninterrupted run; without it an
-    existing checkpoint is an error (nothing is overwritten).
+    existing checkpoint is an error (nothing is overwritten). A resume with other training data (another
+    ``train_samples``, a changed data set) is refused: the checkpoint holds the data's fingerprint. A run whose
+    loss becomes NaN/inf raises :class:`~landscape.optim.runner.NonFiniteLossError` (a ``RuntimeError``).
 
     Args:
         method: a runner method (``sgd``, ``adam``, ``swa``, ``dswa``, ``tswa``, ``salr-sgd``, ``salr-adam``,

@@ -766,3 +766,21 @@ def test_outputs_replace_planted_symlinks_without_writing_their_targets(capsys, 
     assert victim.read_text() == "precious"
     for name in planted:
         assert not (out / name).is_symlink() and (out / name).stat().st_size > 0, name
+
+
+def test_demo_threads_reach_the_run_settings(monkeypatch, capsys, tmp_path):
+    """``landscape demo --threads N`` becomes the run's thread setting (the run sets threads from its config)."""
+    import landscape.demo
+
+    seen = {}
+
+    def fake_run_demo(out_dir, **kw):
+        seen.update(kw)
+        return {"report": "r", "json": "j"}
+
+    monkeypatch.setattr(landscape.demo, "run_demo", fake_run_demo)
+    assert main(["demo", "--quick", "--threads", "2", "--out", str(tmp_path), "--no-progress"]) == 0
+    from landscape.demo import DemoConfig
+
+    assert seen["config"].threads == 2
+    assert seen["config"].case2_iterations == DemoConfig.quick().case2_iterations

@@ -54,9 +54,9 @@ def test_lr_sequence_matches_hand_computed_medians(c):
 def test_rule_guards():
     rule = SALRRule()
     assert float(rule.update(torch.tensor(2.0))) == 1.0
-    assert float(rule.update(torch.tensor(float("nan")))) == 1.0  # skipped, previous ratio kept
+    assert float(rule.update(torch.tensor(float("nan")))) == 1.0  # skipped: base rate
     assert float(rule.update(torch.tensor(4.0))) == pytest.approx(4.0 / 3.0)
-    assert float(rule.update(torch.tensor(float("inf")))) == pytest.approx(4.0 / 3.0)
+    assert float(rule.update(torch.tensor(float("inf")))) == 1.0  # skipped: back to the base rate
     neg = SALRRule()
     neg.update(torch.tensor(-1.0))
     assert float(neg.ratio) == 1.0  # median ≤ 0 → base rate
@@ -69,6 +69,17 @@ def test_rule_guards():
     capped.update(torch.tensor(1.0))
     assert float(capped.update(torch.tensor(100.0))) == 2.0
     assert torch.isnan(rule.values()[1])
+
+
+def test_non_finite_sharpness_resets_a_huge_ratio_to_one():
+    """A probe that meets a diverged loss must not freeze the (huge) rate that caused it: η falls back to η₀."""
+    rule = SALRRule()
+    for s in (1e-3, 1e-3, 1e-3):
+        rule.update(torch.tensor(s))
+    assert float(rule.update(torch.tensor(10.0))) > 1000.0
+    assert float(rule.update(torch.tensor(float("nan")))) == 1.0
+    assert float(rule.update(torch.tensor(float("-inf")))) == 1.0
+    assert int(rule.count) == 4 and rule.updates == 6
 
 
 def test_rule_grows_its_history():

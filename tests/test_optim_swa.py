@@ -155,3 +155,34 @@ def test_swa_with_bn_recomputes_statistics_for_the_average():
 def test_bad_swa_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         swa_rounds(_mlp(), _data(), progress=False, **kwargs)
+
+
+def test_surfaces_through_swa_points_warn_without_bn_data_for_batchnorm_models():
+    """Averaged weights need their own BatchNorm statistics (update_bn): plane/line through given points of a
+    BatchNorm model warn when bn_data is left at None; True (recompute) and False (explicit) do not."""
+    import warnings
+
+    import torch.nn.functional as F
+
+    from landscape import Objective
+    from landscape.surface import line, plane
+
+    from .conftest import tiny_bn_net, tiny_data
+
+    x, y = tiny_data(12)
+    net = tiny_bn_net()
+    obj = Objective(net, F.cross_entropy, (x, y))
+    w1 = obj.point()
+    w2 = {k: v + 0.1 for k, v in w1.items()}
+    w3 = {k: v * 1.1 for k, v in w1.items()}
+    with pytest.warns(UserWarning, match=r"^bn_data: the model has BatchNorm layers and bn_data=None"):
+        line(obj, w1, w2, ts=[0.0, 1.0], progress=False)
+    with pytest.warns(UserWarning, match=r"^bn_data: the model has BatchNorm layers"):
+        plane(obj, w1, w2, w3, resolution=3, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        line(obj, w1, w2, ts=[0.0, 1.0], progress=False, bn_data=True)
+        line(obj, w1, w2, ts=[0.0, 1.0], progress=False, bn_data=False)
+        plain = Objective(torch.nn.Linear(3, 2).double(), F.cross_entropy, (x, y))
+        p1 = plain.point()
+        line(plain, p1, {k: v + 1 for k, v in p1.items()}, ts=[0.0, 1.0], progress=False)

@@ -177,5 +177,6 @@ def test_bn_recompute_matches_update_bn_reference():
             expected = F.cross_entropy(ref(x), y).item()
         assert val == pytest.approx(expected, rel=1e-10)
     # without recompute the model's own running statistics are used: different values
-    plain = line(obj, start, end, ts=[0.5], progress=False)
+    with pytest.warns(UserWarning, match=r"bn_data: the model has BatchNorm layers"):
+        plain = line(obj, start, end, ts=[0.5], progress=False)
     assert plain.train_loss[0] != pytest.approx(s.train_loss[1], rel=1e-6)

@@ -74,22 +74,30 @@ def test_profile_reproduces_fig2_claims():
     assert np.allclose(at_min.two_sided, at_min.phi * (1 + at_min.f), rtol=1e-6)
 
 
-# ---------------------------------------------------------------- Theorems 1–2
-def test_escape_demo_gd_stays_gd_salr_leaves():
-    r = escape_demo(steps=30)
+# ---------------------------------------------------------------- escape from the sharp well (illustration)
+def test_escape_demo_from_outside_gd_is_trapped_gd_salr_is_thrown_out():
+    r = escape_demo()
     a = SHARP_FLAT_MINIMA[0]
+    assert r.settings["theta0"] == a - 0.5 and abs(r.settings["theta0"] - a) > r.radius  # starts outside
     gd_path = r.paths[r.names.index("GD")]
     salr_path = r.paths[r.names.index("GD-SALR")]
-    assert np.all(np.abs(gd_path - a) <= r.radius)  # every GD iterate stays in B_δ(θ*)
-    assert abs(r.final("GD") - a) < 1e-6  # and converges to the sharp minimum
-    assert not r.escaped("GD")
-    assert r.escaped("GD-SALR")
-    assert r.final("GD-SALR") > a + r.radius  # left on the side of the flat minimum …
-    assert np.all(np.diff(salr_path[1:]) > 0)  # … and moves on towards it
-    # the SALR rate exceeds the escape threshold 2/μ of Theorem 1 on the first step (μ = f''(θ*) = 145)
-    assert r.lrs[r.names.index("GD-SALR")][0] > 2 / 145.0
-    # with an empty history the rule only sees the sharp well: it behaves like GD and stays
-    assert not r.escaped("GD-SALR (no history)")
+    assert r.visited("GD") and not r.escaped("GD")
+    assert abs(r.final("GD") - a) < 1e-6  # GD runs into the sharp minimum and converges there
+    assert np.all(np.abs(gd_path[np.argmax(np.abs(gd_path - a) <= r.radius) :] - a) <= r.radius)  # never leaves
+    # GD-SALR (empty history) enters the well, is thrown out and ends outside it, towards the flat minimum
+    inside = np.abs(salr_path - a) <= r.radius
+    k_in = int(np.argmax(inside))
+    assert inside.any() and r.visited("GD-SALR") and r.escaped("GD-SALR")
+    assert r.final("GD-SALR") > a + r.radius
+    lr = r.lrs[r.names.index("GD-SALR")]
+    # inside the well the rate exceeds GD's stability limit 2/f''(θ*) = 2/145, which the base rate does not
+    assert r.settings["eta0"] < 2 / 145.0 < lr[k_in:].max()
+    # the rate is η₀·Ŝ_k/median(Ŝ_1..Ŝ_k) with the history started empty (Algorithm 1)
+    sh = r.sharpness[r.names.index("GD-SALR")]
+    assert np.allclose(lr, [0.01 * sh[k] / np.median(sh[: k + 1]) for k in range(len(sh))], rtol=1e-12)
+    # started inside, the median is the well's own Ŝ: the ratio stays near 1 and GD-SALR stays like GD
+    assert not r.escaped("GD-SALR (started inside)")
+    assert r.lrs[r.names.index("GD-SALR (started inside)")].max() < 2 / 145.0
 
 
 def test_escape_demo_trajectories_follow_gd_updates():
@@ -190,4 +198,4 @@ def test_example_quick_mode(tmp_path, capsys):
     for path in written.values():
         assert path.is_file() and path.stat().st_size > 1000
     out = capsys.readouterr().out
-    assert "GD-SALR: θ_K" in out and "left B_δ(θ*): True" in out
+    assert "GD-SALR: θ_K" in out and "visited B_δ(θ*): True, ended outside: True" in out

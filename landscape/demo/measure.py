@@ -1,7 +1,9 @@
-"""The measurements the demo takes of every solution (SALR paper §III; Hessian spectra)."""
+"""The measurements the demo takes of every solution (SALR paper §III; Hessian spectra), the cheap per-seed
+evaluation, and the convergence check of an SGD run."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -11,7 +13,21 @@ import torch
 from ..objective import Objective
 from .config import DemoConfig
 
-__all__ = ["measure_solution"]
+__all__ = ["convergence_check", "evaluate_solution", "measure_solution"]
+
+
+def evaluate_solution(
+    obj: Objective, test: Objective, params: Mapping[str, torch.Tensor], buffers=None
+) -> dict[str, float]:
+    """Test and training accuracy and loss at ``params`` (what every seed's solution gets)."""
+    te = test.evaluate(params, buffers=buffers)
+    tr = obj.evaluate(params, buffers=buffers)
+    return {
+        "test_accuracy": te["accuracy"],
+        "test_loss": te["loss"],
+        "train_accuracy": tr["accuracy"],
+        "train_loss": tr["loss"],
+    }
 
 
 def measure_solution(
@@ -33,15 +49,8 @@ def measure_solution(
 
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    te = test.evaluate(params, buffers=buffers)
-    tr = obj.evaluate(params, buffers=buffers)
+    out: dict[str, Any] = evaluate_solution(obj, test, params, buffers)
     seconds["evaluate"] = time.perf_counter() - t0
-    out: dict[str, Any] = {
-        "test_accuracy": te["accuracy"],
-        "test_loss": te["loss"],
-        "train_accuracy": tr["accuracy"],
-        "train_loss": tr["loss"],
-    }
     t0 = time.perf_counter()
     out["phi"] = sharpness.keskar(obj, cfg.epsilon, steps=cfg.ascent_steps, seed=seed, params=params).value
     seconds["phi"] = time.perf_counter() - t0
@@ -63,3 +72,26 @@ def measure_solution(
     seconds["trace"] = time.perf_counter() - t0
     out["measure_seconds"] = seconds
     return out
+
+
+def convergence_check(
+    full: Objective, params: Mapping[str, torch.Tensor], loss_at_90: float, history_loss: torch.Tensor
+) -> dict[str, float]:
+    """Whether an SGD run on the Fig. 9 schedule has converged: the full training loss at the end and at 90 %
+    of L (where the constant C_l segment starts), their relative change, the full-batch gradient norm ‖∇f‖
+    at the end, and the mean minibatch loss over the last and the previous 10 % of the iterations."""
+    end = full.evaluate(params)
+    g = full.grad(params)
+    gnorm = math.sqrt(sum(float((v.double() ** 2).sum()) for v in g.values()))
+    h = history_loss.double()
+    w = max(1, h.numel() // 10)
+    last, prev = float(h[-w:].mean()), float(h[-2 * w : -w].mean()) if h.numel() >= 2 * w else float("nan")
+    return {
+        "train_loss_end": end["loss"],
+        "train_accuracy_end": end["accuracy"],
+        "train_loss_at_90": loss_at_90,
+        "relative_change_last_10": (loss_at_90 - end["loss"]) / loss_at_90 if loss_at_90 > 0 else 0.0,
+        "grad_norm_end": gnorm,
+        "minibatch_loss_last_10": last,
+        "minibatch_loss_previous_10": prev,
+    }

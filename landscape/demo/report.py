@@ -1,4 +1,6 @@
-"""The demo's report: tables of every solution's numbers, training/SALR/measurement figures, the surfaces."""
+"""The demo's report: mean ± sd over seeds of every solution with the per-seed numbers, the Case I convergence
+check, SWA/DSWA/TSWA against the same-budget SGD baseline, SGD-SALR against SGD at equal gradient calls, the
+first seed's sharpness and curvature measurements, and the surfaces with their marked points evaluated."""
 
 from __future__ import annotations
 
@@ -6,150 +8,80 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..report import Report, write_json
+from .figures import bars_figure, label, salr_figure, scatter_plotly, training_figure
+from .summary import fmt, mean_sd
 
 __all__ = ["write_report"]
 
-_LABELS = {
-    "case2/sgd": "Case II · SGD",
-    "case2/swa": "Case II · SWA",
-    "case2/dswa": "Case II · DSWA",
-    "case2/tswa": "Case II · TSWA",
-    "case1/sgd": "Case I · SGD",
-    "case1/swa": "Case I · SWA",
-    "case1/dswa": "Case I · DSWA",
-    "case1/tswa": "Case I · TSWA",
-    "equal-budget/sgd": "SGD (equal calls)",
-    "equal-budget/salr-sgd": "SGD-SALR (equal calls)",
-}
+_CASE_METHODS = ("sgd", "sgd-continued", "swa", "dswa", "tswa")
 
 
-def _label(name: str) -> str:
-    return _LABELS.get(name, name)
+def _pct(v: Any) -> str:
+    return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * v:.1f}"
 
 
-def _training_figure(results: dict[str, Any]):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    hist = results["histories"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    for ax, case in zip(axes, ("case2", "case1")):
-        sgd = hist[f"{case}/sgd"]
-        n0 = sgd["iteration"][-1] + 1 if sgd["iteration"] else 0
-        ax.plot(sgd["iteration"], _smooth(sgd["loss"]), label="SGD", color="black")
-        for method, colour in (("swa", "tab:blue"), ("dswa", "tab:orange"), ("tswa", "tab:green")):
-            h = hist.get(f"{case}/{method}")
-            if h:
-                ax.plot(
-                    [n0 + i for i in h["iteration"]], _smooth(h["loss"]), label=method.upper(), color=colour, alpha=0.8
-                )
-        ax.set_yscale("log")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("training minibatch loss (smoothed)")
-        ax.set_title("Case II: SGD stopped early" if case == "case2" else "Case I: SGD to convergence")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+def _seed_row(results: dict[str, Any], name: str) -> dict[str, Any]:
+    """Mean ± sd and the per-seed test accuracies of one solution (in %)."""
+    summ = results["summary"][name]
+    row: dict[str, Any] = {
+        "solution": label(name),
+        "test accuracy, % (mean ± sd)": fmt(summ["test_accuracy"], 100, 2),
+        "train loss (mean ± sd)": fmt(summ["train_loss"], 1, 4),
+    }
+    for key, docs in results["per_seed"].items():
+        d = docs.get(name)
+        row[key] = "—" if d is None else ("diverged" if "diverged" in d else _pct(d["test_accuracy"]))
+    first = next(iter(results["per_seed"].values())).get(name, {})
+    row["gradient calls"] = first.get("gradient_calls")
+    return row
 
 
-def _smooth(values: list[float], width: int = 15) -> np.ndarray:
-    v = np.asarray(values, dtype=np.float64)
-    if v.size < width:
-        return v
-    kernel = np.ones(width) / width
-    head = np.array([v[: i + 1].mean() for i in range(width - 1)])
-    return np.concatenate([head, np.convolve(v, kernel, mode="valid")])
+def _paired(results: dict[str, Any], a: str, b: str) -> str:
+    """Mean ± sd over seeds of the per-seed difference acc(a) − acc(b), in percentage points."""
+    diffs = []
+    for docs in results["per_seed"].values():
+        da, db = docs.get(a), docs.get(b)
+        if da and db and "diverged" not in da and "diverged" not in db:
+            diffs.append(100 * (da["test_accuracy"] - db["test_accuracy"]))
+    st = mean_sd(diffs)
+    if st["mean"] is None:
+        return "n/a"
+    return f"{st['mean']:+.2f}" + ("" if st["sd"] is None else f" ± {st['sd']:.2f}") + f" pp (n = {st['n']})"
 
 
-def _salr_figure(results: dict[str, Any]):
-    import matplotlib.pyplot as plt
-
-    hist = results["histories"]
-    sgd, salr = hist["equal-budget/sgd"], hist["equal-budget/salr-sgd"]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
-    axes[0].plot(sgd["grad_calls"], _smooth(sgd["loss"]), label="SGD", color="black")
-    axes[0].plot(salr["grad_calls"], _smooth(salr["loss"]), label="SGD-SALR", color="tab:red")
-    axes[0].set_yscale("log")
-    axes[0].set_xlabel("gradient calls")
-    axes[0].set_ylabel("training minibatch loss (smoothed)")
-    axes[0].set_title("equal gradient calls")
-    axes[0].legend(fontsize=8)
-    it = np.asarray(salr["iteration"])
-    sharp = np.asarray(salr["sharpness"], dtype=np.float64)
-    mask = np.isfinite(sharp)
-    axes[1].plot(it[mask], sharp[mask], ".", ms=3, color="tab:purple")
-    axes[1].set_xlabel("iteration")
-    axes[1].set_ylabel("Ŝ_k (Algorithm 2)")
-    axes[1].set_title("stochastic sharpness")
-    axes[2].plot(it, salr["lr"], color="tab:red", label="SGD-SALR η_k")
-    axes[2].plot(sgd["iteration"], sgd["lr"], color="black", label="SGD η")
-    axes[2].set_xlabel("iteration")
-    axes[2].set_ylabel("learning rate")
-    axes[2].set_title("η_k = η₀ Ŝ_k / median(Ŝ)")
-    axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def _bars_figure(solutions: dict[str, dict[str, Any]]):
-    import matplotlib.pyplot as plt
-
-    names = list(solutions)
-    keys = [
-        ("test_accuracy", "test accuracy"),
-        ("phi", "ϕ(ε)"),
-        ("S", "S(ε)"),
-        ("S_hat", "Ŝ(γ)"),
-        ("lambda_max", "λ_max"),
-        ("trace", "tr(H)"),
-    ]
-    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
-    colours = [
-        "tab:gray" if "sgd" in n and "salr" not in n else "tab:red" if "salr" in n else "tab:blue" for n in names
-    ]
-    for ax, (key, title) in zip(axes.ravel(), keys):
-        vals = [solutions[n][key] for n in names]
-        vals = [v if isinstance(v, (int, float)) and math.isfinite(v) else np.nan for v in vals]
-        ax.barh(range(len(names)), vals, color=colours)
-        ax.set_yticks(range(len(names)))
-        ax.set_yticklabels([_label(n) for n in names], fontsize=8)
-        ax.invert_yaxis()
-        ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
-def _scatter_plotly(solutions: dict[str, dict[str, Any]]):
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    names = list(solutions)
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("λ_max", "Ŝ(γ)", "S(ε)"))
-    for col, key in enumerate(("lambda_max", "S_hat", "S"), start=1):
-        fig.add_trace(
-            go.Scatter(
-                x=[solutions[n][key] for n in names],
-                y=[solutions[n]["test_accuracy"] for n in names],
-                mode="markers+text",
-                text=[_label(n) for n in names],
-                textposition="top center",
-                textfont={"size": 9},
-                marker={"size": 9},
-                showlegend=False,
-                hovertemplate="%{text}<br>%{x:.4g}<br>test accuracy %{y:.4f}<extra></extra>",
-            ),
-            row=1,
-            col=col,
-        )
-        fig.update_xaxes(title_text=key, row=1, col=col)
-    fig.update_yaxes(title_text="test accuracy", row=1, col=1)
-    fig.update_layout(height=430, margin={"t": 40, "b": 40})
-    return fig
+def _sample_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per SWA run: the average's test accuracy against its samples' (mean/best/worst), over seeds, in %."""
+    rows = []
+    for case in ("case2", "case1"):
+        for method in ("swa", "dswa", "tswa"):
+            name = f"{case}/{method}"
+            docs = [t[name] for t in results["training"].values() if name in t and "sample_test_accuracy" in t[name]]
+            if not docs:
+                continue
+            accs = [d["sample_test_accuracy"] for d in docs]
+            means = [sum(a) / len(a) for a in accs]
+            avg = [
+                results["per_seed"][k][name]["test_accuracy"]
+                for k in results["training"]
+                if name in results["training"][k]
+            ]
+            rounds = [d["round_average_test_accuracy"] for d in docs]
+            rows.append(
+                {
+                    "run": label(name),
+                    "average, %": fmt(results["summary"][name]["test_accuracy"], 100, 2),
+                    "samples": len(accs[0]),
+                    "samples' mean, %": fmt(mean_sd(means), 100, 2),
+                    "best sample, %": fmt(mean_sd([max(a) for a in accs]), 100, 2),
+                    "worst sample, %": fmt(mean_sd([min(a) for a in accs]), 100, 2),
+                    "average − samples' mean, pp": fmt(mean_sd([x - m for x, m in zip(avg, means)]), 100, 2),
+                    "round averages, % (mean over seeds)": ", ".join(
+                        f"{100 * sum(r[i] for r in rounds) / len(rounds):.1f}" for i in range(len(rounds[0]))
+                    ),
+                }
+            )
+    return rows
 
 
 def write_report(out: Path, results: dict[str, Any], surfaces: dict[str, Any]) -> dict[str, Path]:
@@ -160,30 +92,160 @@ def write_report(out: Path, results: dict[str, Any], surfaces: dict[str, Any]) -
     json_path = write_json(out / "results.json", results)
     cfg = results["config"]
     m = results["machine"]
+    seeds = results["seeds"]
+    columns = [
+        "solution",
+        "test accuracy, % (mean ± sd)",
+        *results["per_seed"],
+        "train loss (mean ± sd)",
+        "gradient calls",
+    ]
     subtitle = (
-        f"model {cfg['model']} on MNIST-1D · seed {results['seed']} · {'quick' if results['quick'] else 'full'} run"
-        f" · torch {m['torch']} on {m['threads']} CPU thread(s) · stages computed in "
-        f"{sum(results['seconds'].values()):.0f} s, this run {results['wall_seconds']:.0f} s wall"
+        f"model {cfg['model']} on MNIST-1D ({results['train_samples']} training, {results['test_samples']} test "
+        f"examples) · seeds {', '.join(map(str, seeds))} · {'quick' if results['quick'] else 'full'} run · torch "
+        f"{m['torch']} on {m['threads']} CPU thread(s) · stages computed in {sum(results['seconds'].values()):.0f} s,"
+        f" this run {results['wall_seconds']:.0f} s wall"
     )
     rep = Report(results["title"], out, subtitle=subtitle)
-    sols = results["solutions"]
+    n_test = results["test_samples"]
 
-    rep.heading("Solutions")
+    rep.heading("Settings in brief")
     rep.text(
-        "Every solution measured on the same training objective (the first "
-        f"{min(cfg['measure_samples'], 4000)} training examples): ϕ(ε) is Keskar's sharpness (SALR paper eq. 1), "
-        "S(ε) the two-sided sharpness max − min of the loss in the Euclidean ball of radius ε (eq. 2), Ŝ(γ) the "
-        f"probe of Definition 1 (γ = {cfg['gamma']}, {cfg['probe_steps']} descent and ascent steps); λ_max is "
-        "the top Hessian eigenvalue (Lanczos) and tr(H) the Hutchinson trace. SWA, DSWA and TSWA each ran "
-        f"{cfg['swa_iterations']} iterations (k rounds of n/k, a sample every {cfg['swa_cycle']} iterations)."
+        f"Every training stage ran once per seed ({len(seeds)} seeds: {', '.join(map(str, seeds))}); accuracies are "
+        f"on the {n_test} MNIST-1D test examples (one example is 0.1 percentage points), given as mean ± sample "
+        "standard deviation over the seeds with every seed's value beside it. SGD everywhere (also inside SWA and "
+        f"SGD-SALR) uses momentum {cfg['momentum']} and weight decay {cfg['weight_decay']}, batch size "
+        f"{cfg['batch_size']} (SWA Revisited §5). Pre-SWA SGD follows the Fig. 9 schedule (C_h = {cfg['lr_high']} "
+        f"for the first half of L, linear decrease, C_l = {cfg['lr_low']} from 90 % of L) with L = "
+        f"{cfg['case2_iterations']} iterations in Case II and L = {cfg['case1_iterations']} in Case I. SWA, DSWA "
+        f"and TSWA each spend n = {cfg['swa_iterations']} iterations at the constant SWA rate {cfg['swa_lr']} (the "
+        f"high-constant CHC option), a sample every c = {cfg['swa_cycle']} iterations (one epoch)."
     )
-    rows = [{"solution": _label(n), **s} for n, s in sols.items()]
+
+    rep.heading("Case I and Case II: SWA, DSWA, TSWA")
+    rep.text(
+        "SWA Revisited (Guo, Jin, Liu) distinguishes SGD stopped before convergence (Case II) from SGD run to "
+        "convergence (Case I). From each SGD solution SWA (Algorithm 1), DSWA (Algorithm 2) and TSWA (Algorithm 3) "
+        "spend the same budget; DSWA and TSWA restart from the previous round's average. 'SGD, same budget' is SGD "
+        f"continued from the same solution for the same {cfg['swa_iterations']} iterations at the same rate — the "
+        "SWA run's last iterate — so any gain of SWA over it is the averaging's, not the extra iterations'."
+    )
+    for case, title in (("case2", "Case II (SGD stopped early)"), ("case1", "Case I (SGD to convergence)")):
+        names = [f"{case}/{x}" for x in _CASE_METHODS if f"{case}/{x}" in results["summary"]]
+        rep.table([_seed_row(results, n) for n in names], columns=columns, caption=title)
+        rep.text(
+            f"{title}, per-seed differences of test accuracy: SWA − SGD (same budget) "
+            f"{_paired(results, f'{case}/swa', f'{case}/sgd-continued')}; DSWA − SWA "
+            f"{_paired(results, f'{case}/dswa', f'{case}/swa')}; TSWA − DSWA "
+            f"{_paired(results, f'{case}/tswa', f'{case}/dswa')}. The paper reports gains of DSWA/TSWA over SWA in "
+            "Case II (Tables 1–2) and none in Case I (Fig. 8); read the signs and spreads above against that."
+        )
+    rep.table(_sample_rows(results), caption="every SWA sample evaluated: the samples against their average")
+    rep.text(
+        "Each SWA, DSWA and TSWA run collects a sample every c iterations; the table gives, per run, the test "
+        "accuracy of the average (mean ± sd over seeds), the mean, best and worst of its samples' accuracies "
+        "(each averaged over seeds) and the per-seed difference average − mean of the samples, and the accuracy "
+        "of each round's average (DSWA and TSWA restart from these). SWA Revisited's reading is that the "
+        "averaging mainly reduces variance: compare the average with its samples."
+    )
+    rep.matplotlib(training_figure(results), "training", caption=f"training loss, seed {seeds[0]}")
+
+    rep.heading("Case I convergence check")
+    rows = []
+    for key, cases in results["convergence"].items():
+        for case in ("case1", "case2"):
+            c = cases[case]
+            rows.append({"run": f"{label(case + '/sgd')} ({key})", **c})
     rep.table(
         rows,
         columns=[
+            "run",
+            "train_loss_at_90",
+            "train_loss_end",
+            "relative_change_last_10",
+            "grad_norm_end",
+            "train_accuracy_end",
+            "minibatch_loss_previous_10",
+            "minibatch_loss_last_10",
+        ],
+        headers={
+            "train_loss_at_90": "train loss at 0.9 L",
+            "train_loss_end": "train loss at L",
+            "relative_change_last_10": "relative decrease over the last 0.1 L",
+            "grad_norm_end": "‖∇f‖ at L",
+            "train_accuracy_end": "train accuracy at L",
+            "minibatch_loss_previous_10": "mean minibatch loss, 0.8–0.9 L",
+            "minibatch_loss_last_10": "mean minibatch loss, 0.9–1 L",
+        },
+        caption="full training set (all training examples) loss and gradient norm; Case II for contrast",
+    )
+    conv = results["convergence"].values()
+    rel1 = mean_sd([c["case1"]["relative_change_last_10"] for c in conv])
+    g1, g2 = mean_sd([c["case1"]["grad_norm_end"] for c in conv]), mean_sd([c["case2"]["grad_norm_end"] for c in conv])
+    acc1 = mean_sd([c["case1"]["train_accuracy_end"] for c in conv])
+    rel2 = mean_sd([c["case2"]["relative_change_last_10"] for c in conv])
+    acc2 = mean_sd([c["case2"]["train_accuracy_end"] for c in conv])
+    verdict = (
+        "by this check Case I has converged"
+        if rel1["mean"] < 0.01
+        else "by this check Case I has NOT fully converged: its loss is still falling at the end of the schedule"
+    )
+    rep.text(
+        "The check: SGD has converged when the full training loss no longer decreases over the final constant-C_l "
+        "segment (the last 0.1 L) — a relative decrease below 1 % — with a full-batch gradient small against Case "
+        f"II's. Measured: Case I's loss fell by {fmt(rel1, 100, 1)} % over the last 0.1 L (mean ± sd over seeds), "
+        f"train accuracy {fmt(acc1, 100, 2)} %, ‖∇f‖ = {fmt(g1, 1, 3)} against {fmt(g2, 1, 3)} in Case II: {verdict}. "
+        f"Case II's loss fell by {fmt(rel2, 100, 1)} % over its last 0.1 L at train accuracy {fmt(acc2, 100, 2)} %: "
+        "a small decrease over the final low-rate segment alone does not show convergence, the training accuracy "
+        "and gradient norm have to be read with it."
+    )
+
+    rep.heading("SALR against SGD at equal gradient calls")
+    salr_names = [n for n in results["summary"] if n.startswith("equal-budget/salr-sgd")]
+    rep.text(
+        f"All start from the same weights (per seed) and spend {cfg['salr_gradient_calls']} gradient calls: SGD at "
+        f"the constant rate η = {cfg['salr_lr']}; SGD-SALR (Algorithm 3, momentum {cfg['momentum']}) with η₀ = "
+        f"{cfg['salr_lr']}, a sharpness probe every c = {cfg['salr_every']} iterations with n₁ = n₂ = "
+        f"{cfg['salr_steps']} steps of γ = {cfg['salr_gamma']} (Algorithm 2). The probes' gradient calls are "
+        "counted, so SGD-SALR takes fewer optimizer steps. 'Unbounded' is Algorithm 1 exactly; a bound "
+        "η_k ≤ r·η₀ is the runner's max_ratio option (DemoConfig.salr_max_ratios). The SALR paper reports SGD-SALR "
+        "above SGD at equal gradient calls (Tables I–III). Per-seed differences SGD-SALR − SGD: "
+        + "; ".join(f"{label(n)}: {_paired(results, n, 'equal-budget/sgd')}" for n in salr_names)
+        + ". Largest rate of the first seed's runs: "
+        + "; ".join(
+            f"{label(n)}: {max(results['histories'][n]['lr']) / cfg['salr_lr']:.1f}·η₀"
+            for n in salr_names
+            if results["histories"].get(n, {}).get("lr")
+        )
+        + "."
+    )
+    diverged = {n: results["summary"][n]["diverged"] for n in salr_names if results["summary"][n]["diverged"]}
+    if diverged:
+        rep.text(
+            "Diverged runs (the loss became non-finite; excluded from mean ± sd): "
+            + "; ".join(f"{label(n)} on {', '.join(v)}" for n, v in diverged.items())
+        )
+    rep.table([_seed_row(results, n) for n in ["equal-budget/sgd", *salr_names]], columns=columns)
+    rep.matplotlib(
+        salr_figure(results),
+        "salr",
+        caption=f"seed {seeds[0]}: loss at equal gradient calls; SALR's Ŝ_k and rate η_k (SALR Fig. 3's panels)",
+    )
+
+    sols = results["solutions"]
+    rep.heading("Sharpness and curvature of every solution (first seed)")
+    rep.text(
+        f"Seed {seeds[0]}'s solutions measured on the same training objective (the first "
+        f"{results['measure_samples']} training examples): ϕ(ε) is Keskar's sharpness (SALR paper eq. 1), S(ε) the "
+        "two-sided sharpness max − min of the loss in the Euclidean ball of radius ε (eq. 2), Ŝ(γ) the probe of "
+        f"Definition 1 (γ = {cfg['gamma']}, {cfg['probe_steps']} descent and ascent steps); λ_max is the top "
+        "Hessian eigenvalue (Lanczos) and tr(H) the Hutchinson trace. One seed only: these numbers carry no spread."
+    )
+    rep.table(
+        [{"solution": label(n), **s} for n, s in sols.items()],
+        columns=[
             "solution",
             "test_accuracy",
-            "test_loss",
             "train_loss",
             "phi",
             "S",
@@ -194,7 +256,6 @@ def write_report(out: Path, results: dict[str, Any], surfaces: dict[str, Any]) -
         ],
         headers={
             "test_accuracy": "test acc.",
-            "test_loss": "test loss",
             "train_loss": "train loss",
             "phi": "ϕ(ε)",
             "S": "S(ε)",
@@ -203,73 +264,30 @@ def write_report(out: Path, results: dict[str, Any], surfaces: dict[str, Any]) -
             "trace": "tr(H)",
             "gradient_calls": "gradient calls",
         },
-        caption=f"all solutions (ε = {cfg['epsilon']})",
+        caption=f"seed {seeds[0]} (ε = {cfg['epsilon']})",
     )
-    rep.matplotlib(_bars_figure(sols), "solutions", caption="the numbers of the table, per solution")
-    rep.plotly(_scatter_plotly(sols), caption="test accuracy against curvature and sharpness (hover for names)")
-
-    rep.heading("Case I and Case II: SWA, DSWA, TSWA")
-    rep.text(
-        "SWA Revisited (Guo, Jin, Liu) distinguishes SGD stopped before convergence (Case II) from SGD run to "
-        "convergence (Case I). From each SGD solution, SWA (Algorithm 1), DSWA (Algorithm 2) and TSWA "
-        "(Algorithm 3) spend the same budget; DSWA and TSWA restart from the previous round's average."
-    )
-    for case, title in (("case2", "Case II"), ("case1", "Case I")):
-        rep.table(
-            [{"method": m.upper(), **sols[f"{case}/{m}"]} for m in ("sgd", "swa", "dswa", "tswa")],
-            columns=["method", "test_accuracy", "train_loss", "S_hat", "lambda_max", "trace", "iterations"],
-            headers={
-                "test_accuracy": "test acc.",
-                "train_loss": "train loss",
-                "S_hat": "Ŝ(γ)",
-                "lambda_max": "λ_max",
-                "trace": "tr(H)",
-            },
-            caption=title,
-        )
-    rep.matplotlib(_training_figure(results), "training", caption="training loss of SGD and the averaging phases")
-
-    rep.heading("SALR against SGD at equal gradient calls")
-    s1, s2 = sols["equal-budget/sgd"], sols["equal-budget/salr-sgd"]
-    rep.text(
-        f"Both start from the same weights and spend {s1['gradient_calls']} gradient calls; SGD-SALR's sharpness "
-        f"probes (every {cfg['salr_every']} iterations, {cfg['salr_steps']} descent and ascent steps of "
-        f"γ = {cfg['salr_gamma']}) are counted, so it takes fewer optimizer steps "
-        f"({s2['iterations']} against {s1['iterations']})."
-    )
-    rep.table(
-        [{"method": "SGD", **s1}, {"method": "SGD-SALR", **s2}],
-        columns=[
-            "method",
-            "test_accuracy",
-            "train_loss",
-            "S_hat",
-            "lambda_max",
-            "trace",
-            "iterations",
-            "gradient_calls",
-        ],
-        headers={
-            "test_accuracy": "test acc.",
-            "train_loss": "train loss",
-            "S_hat": "Ŝ(γ)",
-            "lambda_max": "λ_max",
-            "trace": "tr(H)",
-            "gradient_calls": "gradient calls",
-        },
-    )
-    rep.matplotlib(
-        _salr_figure(results),
-        "salr",
-        caption="loss at equal gradient calls; SALR's Ŝ_k and rate η_k (the panels of the SALR paper's Fig. 3)",
-    )
+    rep.matplotlib(bars_figure(sols), "solutions", caption="the numbers of the table, per solution")
+    rep.plotly(scatter_plotly(sols), caption="test accuracy against curvature and sharpness (hover for names)")
 
     rep.heading("Test-error plane through three SWA samples")
-    plane, line = surfaces["plane"], surfaces["line"]
+    plane = surfaces["plane"]
+    marked = results["surfaces"]["plane"]["marked_points"]
     rep.text(
-        "The plane through three samples of the Case I SWA run (SWA Revisited Fig. 6; Garipov et al. 2018): "
-        f"{plane.shape[1]}×{plane.shape[0]} grid, test error at every node; the SWA average is marked by its "
-        "projection onto the plane."
+        f"The plane through three samples of seed {seeds[0]}'s Case I SWA run (SWA Revisited Fig. 6; Garipov et al. "
+        f"2018): {plane.shape[1]}×{plane.shape[0]} grid, test error at every node. The samples lie on grid nodes; the "
+        "SWA average is drawn at its projection onto the plane. Every marked point is evaluated at its own weights "
+        "below, beside the plane's value at its place (bilinear interpolation) and its distance from the plane."
+    )
+    rep.table(
+        marked,
+        headers={
+            "train_loss": "train loss (own weights)",
+            "test_error": "test error (own weights)",
+            "plane_train_loss": "train loss on the plane",
+            "plane_test_error": "test error on the plane",
+            "distance_from_plane": "distance from the plane",
+        },
+        caption="marked points",
     )
     rep.matplotlib(
         plane.plot("matplotlib", metric="test_error", title="test error: plane through three SWA samples"),
@@ -278,17 +296,24 @@ def write_report(out: Path, results: dict[str, Any], surfaces: dict[str, Any]) -
     )
     rep.plotly(plane.plot("plotly", metric="test_error"), caption="the plane, interactive (drag to rotate)")
 
-    rep.heading("SWA to DSWA line")
+    rep.heading("Lines between SWA and DSWA/TSWA")
     rep.text(
-        "θ(t) = (1 − t)·SWA + t·DSWA (Case I), t from −0.5 to 1.5: training loss and test error along the line "
-        "(SWA Revisited Figs. 7–8)."
+        "θ(t) = (1 − t)·SWA + t·DSWA (or TSWA), t from −0.5 to 1.5, seed "
+        f"{seeds[0]}: training loss and test error along the line; Case II as SWA Revisited Fig. 7, Case I as Fig. 8. "
+        "t = 0 and t = 1 are the solutions themselves (evaluated there)."
     )
-    rep.matplotlib(
-        line.plot("matplotlib", title="SWA → DSWA (Case I)"),
-        "line",
-        caption="train loss (left axis) and test error (right axis)",
+    for name, j in results["surfaces"].items():
+        if not name.startswith("line_"):
+            continue
+        line = surfaces[name]
+        rep.matplotlib(
+            line.plot("matplotlib", title=j["title"]), name, caption="train loss (left) and test error (right)"
+        )
+    first_line = next(n for n in results["surfaces"] if n.startswith("line_"))
+    rep.plotly(
+        surfaces[first_line].plot("plotly", title=results["surfaces"][first_line]["title"]),
+        caption="the first line, interactive",
     )
-    rep.plotly(line.plot("plotly", title="SWA → DSWA (Case I)"), caption="the line, interactive")
 
     rep.heading("Cost")
     rep.table(

@@ -4,7 +4,7 @@ the schedules of the SWA papers and an equal-budget, resumable training runner."
 from .entropy_sgd import EntropySGD
 from .methods import METHODS
 from .result import TrainResult
-from .runner import train
+from .runner import NonFiniteLossError, train
 from .salr import SALR, SGDSALR, AdamSALR, EntropySGDSALR
 from .salr_rule import SALRRule
 from .sam import SAM
@@ -23,6 +23,7 @@ __all__ = [
     "AdamSALR",
     "EntropySGD",
     "EntropySGDSALR",
+    "NonFiniteLossError",
     "PreSWALR",
     "SALRRule",
     "TrainResult",

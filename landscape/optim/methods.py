@@ -17,6 +17,7 @@ method                 optimizer                                              gr
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch import nn
@@ -30,6 +31,7 @@ from .tensor_lr import SGD, Adam, check_lr
 __all__ = ["METHODS", "build_optimizer", "resolve_options"]
 
 _SALR = dict(c=2, gamma=0.005, n_descent=5, n_ascent=5, normalize="per_example", chunk_size=None)
+_SALR.update(min_ratio=0.0, max_ratio=math.inf)
 _ENTROPY = dict(langevin_steps=5, langevin_lr=0.1, noise=1e-4, entropy_gamma=0.03, scoping=1e-3, alpha=0.75)
 _SWA = dict(lr=0.05, swa_lr=0.01, swa_lr_min=None, swa_start=0.5, c=None, rounds=None, momentum=0.0, weight_decay=0.0)
 
@@ -85,6 +87,10 @@ def resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
         from ..sharpness.stochastic import check_probe_settings
 
         check_probe_settings(o["gamma"], o["n_descent"], o["n_ascent"], o["normalize"])
+        lo, hi = o["min_ratio"], o["max_ratio"]
+        check_positive("min_ratio", lo, allow_zero=True)
+        if isinstance(hi, bool) or not isinstance(hi, (int, float)) or math.isnan(hi) or not hi > lo:
+            fail("max_ratio", f"a number > min_ratio={lo} (inf for no bound)", hi)
     if method == "sam":
         check_positive("rho", o["rho"])
     if "langevin_steps" in o:

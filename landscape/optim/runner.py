@@ -32,7 +32,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
@@ -45,221 +44,14 @@ from torch import nn
 
 from .._checks import check_int, check_type, fail
 from .._state import preserve_modes
-from ..objective import Objective
-from ..results import ParamFiles
-from .batches import Stream, pair, save_checkpoint
-from .methods import SWA_METHODS, build_optimizer, fresh_batch_per_call, iteration_cost, resolve_options
+from ._run import FORMAT, NonFiniteLossError, Run
+from .batches import LoaderSource, TensorSource, is_loader, pair, save_checkpoint
+from .methods import SWA_METHODS, resolve_options
 from .result import TrainResult
-from .salr import SALR
-from .schedules import chc_lr, pre_swa_lr
-from .swa import WeightAverager, recompute_bn_
 
-__all__ = ["train"]
+__all__ = ["NonFiniteLossError", "train"]
 
-_FORMAT = "landscape.optim.train/1"
-_HIST = ("loss", "lr", "sharpness", "grad_calls")
-
-
-class _Run:
-    def __init__(self, method, model, x, y, *, budget, batch_size, loss_fn, seed, o, test, samples_dir=None):
-        self.method, self.model, self.loss_fn, self.o = method, model, loss_fn, o
-        self.x, self.y, self.budget, self.batch_size, self.test = x, y, budget, batch_size, test
-        self.stream = Stream(x.shape[0], batch_size, seed)
-        self.it = self.spent = 0
-        self.opt: Any = None
-        self.opt_key: str | None = None
-        self.hist: dict[str, list] = {k: [] for k in _HIST}
-        self.done: dict[str, torch.Tensor] = {}
-        self.tests: dict[str, list] = {"test_iteration": [], "test_loss": [], "test_error": []}
-        self.swa = method in SWA_METHODS
-        self.averager = WeightAverager()
-        self.samples: list[dict] | ParamFiles = [] if samples_dir is None else ParamFiles([], samples_dir)
-        self.sample_rounds: list[int] = []
-        self.round_averages: list[dict] | ParamFiles = [] if samples_dir is None else ParamFiles([], samples_dir)
-        if self.swa:
-            self.pre = round(o["swa_start"] * budget)
-            self.k = o["rounds"]
-            self.round_len = (budget - self.pre) // self.k
-            self.c = o["c"] if o["c"] is not None else math.ceil(x.shape[0] / batch_size)
-            if self.round_len < self.c:
-                fail(
-                    "budget",
-                    f"at least c={self.c} SWA iterations per round (rounds={self.k}, swa_start={o['swa_start']})",
-                    budget,
-                )
-
-    # -- plan
-    def phase(self, it: int) -> tuple[str, int] | None:
-        if not self.swa:
-            return "main", it
-        if it < self.pre:
-            return "pre", it
-        r = (it - self.pre) // self.round_len
-        return None if r >= self.k else (f"round{r}", (it - self.pre) % self.round_len + 1)
-
-    def lr_for(self, key: str, i: int) -> float | None:
-        o = self.o
-        if self.method == "sgd" and o["schedule"] == "pre_swa":
-            low = o["lr_low"] if o["lr_low"] is not None else 0.01 * o["lr"]
-            return pre_swa_lr(i, self.budget, high=o["lr"], low=low)
-        if not self.swa:
-            return None
-        if key == "pre":
-            return pre_swa_lr(i, self.pre, high=o["lr"], low=o["swa_lr"])
-        return chc_lr(i, high=o["swa_lr"], low=o["swa_lr_min"], cycle=self.c)
-
-    def params(self) -> dict[str, torch.Tensor]:
-        return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
-
-    def batch(self):
-        idx = self.stream.indices().to(self.x.device)
-        return self.x[idx], self.y[idx]
-
-    # -- one iteration
-    def step(self) -> bool:
-        ph = self.phase(self.it)
-        if ph is None:
-            return False
-        key, i = ph
-        if key != self.opt_key:
-            self.opt = build_optimizer(self.method, self.model, self.loss_fn, self.o)
-            self.opt_key = key
-        lr = self.lr_for(key, i)
-        if lr is not None:
-            for g in self.opt.param_groups:
-                g["lr"] = lr
-        cost = iteration_cost(self.opt)
-        if self.spent + cost > self.budget:
-            return False
-        first = self.batch()
-        fresh = fresh_batch_per_call(self.method)
-        calls = [0]
-
-        def closure():
-            xb, yb = self.batch() if fresh and calls[0] > 0 else first
-            calls[0] += 1
-            self.opt.zero_grad(set_to_none=True)
-            loss = self.loss_fn(self.model(xb), yb)
-            loss.backward()
-            return loss.detach()
-
-        salr = isinstance(self.opt, SALR)
-        measured = salr and self.opt.measures_next()
-        loss = self.opt.step(closure, batch=first) if salr else self.opt.step(closure)
-        dev = loss.device
-        self.hist["loss"].append(loss.to(torch.float64))
-        cur_lr = self.opt.lr if salr else self.opt.param_groups[0]["lr"]
-        self.hist["lr"].append(torch.as_tensor(cur_lr, dtype=torch.float64, device=dev).detach().clone())
-        s = self.opt.last_sharpness if measured else torch.tensor(float("nan"), dtype=torch.float64, device=dev)
-        self.hist["sharpness"].append(s.to(device=dev, dtype=torch.float64))
-        self.spent += cost
-        self.hist["grad_calls"].append(self.spent)
-        self.it += 1
-        if self.swa and key != "pre":
-            self._swa_after(int(key[5:]), i)
-        return True
-
-    def _swa_after(self, r: int, i: int) -> None:
-        if i % self.c == 0:
-            p = self.params()
-            self.averager.update(p)
-            _keep(self.samples, f"sample_{len(self.samples):05d}.pt", p)
-            self.sample_rounds.append(r)
-        if i == self.round_len:
-            with torch.no_grad():
-                for k, v in self.params().items():
-                    v.copy_(self.averager.average[k])
-            batches = [
-                (self.x[j : j + self.batch_size], self.y[j : j + self.batch_size])
-                for j in range(0, len(self.x), self.batch_size)
-            ]
-            recompute_bn_(self.model, self.loss_fn, batches)
-            _keep(self.round_averages, f"round_{len(self.round_averages)}.pt", self.averager.average)
-            self.averager = WeightAverager()
-
-    # -- history and evaluation
-    def flush(self) -> None:
-        for k in _HIST:
-            vals = self.hist[k]
-            if not vals:
-                new = torch.zeros(0, dtype=torch.int64 if k == "grad_calls" else torch.float64)
-            elif k == "grad_calls":
-                new = torch.tensor(vals, dtype=torch.int64)
-            else:
-                new = torch.stack(vals).cpu()
-            self.done[k] = torch.cat([self.done[k], new]) if k in self.done else new
-            self.hist[k] = []
-
-    def evaluate(self) -> dict[str, Any]:
-        if self.test is None:
-            return {}
-        xt, yt = self.test
-        b = self.batch_size
-        batches = [(xt[j : j + b], yt[j : j + b]) for j in range(0, len(xt), b)]
-        return Objective(self.model, self.loss_fn, batches, mode="eval", check_finite=False).evaluate()
-
-    # -- checkpoints
-    def state(self, settings: dict[str, Any]) -> dict[str, Any]:
-        self.flush()
-        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []
-        return {
-            "format": _FORMAT,
-            "method": self.method,
-            "settings": settings,
-            "iteration": self.it,
-            "spent": self.spent,
-            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-            "opt_key": self.opt_key,
-            "optimizer": None if self.opt is None else self.opt.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": list(cuda),
-            "stream": self.stream.state_dict(),
-            "history": dict(self.done),
-            "tests": {k: list(v) for k, v in self.tests.items()},
-            "averager": self.averager.state_dict(),
-            "samples": _saved(self.samples),
-            "sample_rounds": self.sample_rounds,
-            "round_averages": _saved(self.round_averages),
-        }
-
-    def load(self, s: dict[str, Any]) -> None:
-        self.model.load_state_dict(s["model"])
-        self.it, self.spent = int(s["iteration"]), int(s["spent"])
-        self.opt_key = s["opt_key"]
-        if self.opt_key is not None:
-            self.opt = build_optimizer(self.method, self.model, self.loss_fn, self.o)
-            self.opt.load_state_dict(s["optimizer"])
-        torch.set_rng_state(s["rng_cpu"])
-        if s["rng_cuda"]:
-            torch.cuda.set_rng_state_all(s["rng_cuda"])
-        self.stream.load_state_dict(s["stream"])
-        self.done = dict(s["history"])
-        self.tests = {k: list(v) for k, v in s["tests"].items()}
-        self.averager.load_state_dict(s["averager"])
-        self.sample_rounds = list(s["sample_rounds"])
-        if isinstance(self.samples, ParamFiles):
-            names = [f"sample_{i:05d}.pt" for i in range(int(s["samples"]))]
-            rounds = [f"round_{i}.pt" for i in range(int(s["round_averages"]))]
-            missing = [n for n in names + rounds if not (self.samples.root / n).is_file()]
-            if missing:
-                fail("samples_dir", "the sample files written before the checkpoint", f"{missing[0]} missing")
-            self.samples = ParamFiles(names, self.samples.root)
-            self.round_averages = ParamFiles(rounds, self.samples.root)
-        else:
-            self.samples, self.round_averages = list(s["samples"]), list(s["round_averages"])
-
-
-def _keep(seq: list[dict] | ParamFiles, name: str, params: dict[str, torch.Tensor]) -> None:
-    """Append a CPU copy of ``params`` to ``seq``: in memory, or written to ``name`` for :class:`ParamFiles`."""
-    if isinstance(seq, ParamFiles):
-        seq.write(name, params)
-    else:
-        seq.append({k: v.detach().cpu().clone() for k, v in params.items()})
-
-
-def _saved(seq: list[dict] | ParamFiles) -> list[dict] | int:
-    """What a checkpoint keeps of ``seq``: the dicts, or for files only their count (written as taken)."""
-    return len(seq) if isinstance(seq, ParamFiles) else seq
+_CHECK_EVERY = 50  # iterations between finiteness checks (one host synchronization each)
 
 
 def train(
@@ -320,13 +112,20 @@ def train(
     first = next((p for p in model.parameters() if p.requires_grad), None)
     if first is None:
         fail("model", "at least one parameter with requires_grad=True", "none", raw=True)
-    x, y = pair(train_data, "train_data", ("x_train", "y_train"))
-    x = x.to(first.device, first.dtype if x.is_floating_point() else x.dtype)
-    y = y.to(first.device)
-    test = None
+    fdtype = first.dtype if first.is_floating_point() else torch.get_default_dtype()
+    source: TensorSource | LoaderSource
+    if is_loader(train_data) and not (hasattr(train_data, "x_train") and hasattr(train_data, "y_train")):
+        source = LoaderSource(train_data, first.device, fdtype)
+    else:
+        x, y = pair(train_data, "train_data", ("x_train", "y_train"))
+        source = TensorSource(x, y, batch_size, seed, first.device, fdtype)
+    test: Any = None
     if test_data is not None:
-        xt, yt = pair(test_data, "test_data", ("x_test", "y_test"))
-        test = (xt.to(first.device, first.dtype if xt.is_floating_point() else xt.dtype), yt.to(first.device))
+        if is_loader(test_data) and not (hasattr(test_data, "x_test") and hasattr(test_data, "y_test")):
+            test = test_data
+        else:
+            xt, yt = pair(test_data, "test_data", ("x_test", "y_test"))
+            test = (xt.to(first.device, fdtype if xt.is_floating_point() else xt.dtype), yt.to(first.device))
     if samples_dir is not None:
         if method not in SWA_METHODS:
             fail("samples_dir", f"None for method {method!r} (only SWA methods take samples)", samples_dir)
@@ -334,15 +133,13 @@ def train(
         samples_dir = Path(samples_dir)
         if samples_dir.exists() and not samples_dir.is_dir():
             fail("samples_dir", "a directory path", f"{str(samples_dir)!r} (an existing file)", raw=True)
-    run = _Run(
+    run = Run(
         method,
         model,
-        x,
-        y,
+        source,
         budget=budget,
         batch_size=batch_size,
         loss_fn=loss_fn,
-        seed=seed,
         o=o,
         test=test,
         samples_dir=samples_dir,
@@ -355,14 +152,21 @@ def train(
         from ..checkpoint import load_weights_only  # one-line errors for truncated or foreign files
 
         s = load_weights_only(path, map_location=first.device, what="checkpoint")
-        if s.get("format") != _FORMAT or s.get("method") != method or s.get("settings") != settings:
+        if s.get("format") != FORMAT or s.get("method") != method or s.get("settings") != settings:
             fail(
                 "checkpoint",
                 f"a checkpoint of the same run (method {method!r}, same settings) to resume",
                 f"'{path.name}' written by method {s.get('method')!r} with settings {s.get('settings')}",
                 raw=True,
             )
-        run.load(s)
+        if s.get("data") != source.fingerprint:
+            fail(
+                "resume",
+                f"the training data checkpoint '{path.name}' was written with (fingerprint {s.get('data')})",
+                f"other data (fingerprint {source.fingerprint}); pass resume=False or another checkpoint file",
+                raw=True,
+            )
+        run.load(s, path)
     else:
         torch.manual_seed(seed)
     bar = None
@@ -381,19 +185,24 @@ def train(
                     bar.update(run.spent - before)
                     if run.it % 20 == 0:
                         bar.set_postfix(loss=f"{float(run.hist['loss'][-1]):.4f}")
+                if run.it % _CHECK_EVERY == 0:
+                    run.check_finite()
                 if eval_every is not None and test is not None and run.it % eval_every == 0:
+                    run.check_finite()
                     with preserve_modes(model):
                         m = run.evaluate()
                     run.tests["test_iteration"].append(run.it)
                     run.tests["test_loss"].append(m["loss"])
                     run.tests["test_error"].append(m["error"])
                 if path is not None and run.it % checkpoint_every == 0:
+                    run.check_finite(weights=True)  # a checkpoint only ever holds a finite state
                     save_checkpoint(path, run.state(settings))
                 if callback is not None:
                     callback(run.it, {"spent": run.spent, "loss": run.hist["loss"][-1] if run.hist["loss"] else None})
     finally:
         if bar is not None:
             bar.close()
+    run.check_finite(weights=True)
     if path is not None:
         save_checkpoint(path, run.state(settings))
     run.flush()

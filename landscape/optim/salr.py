@@ -8,8 +8,10 @@ steps of size γ from θ_k), and the learning rate of every parameter group beco
 
 where η₀ is the group's rate when the optimizer was wrapped. Between measurements the rate is held (Algorithm
 3: the set of Ŝ does not change). The median rule and its guards are :class:`~landscape.optim.salr_rule.SALRRule`
-(a non-finite Ŝ is skipped and keeps the previous rate; median ≤ 0 gives η₀; the ratio is clamped to
-``[min_ratio, max_ratio]``, default [0, ∞), so the step is never reversed).
+(a non-finite Ŝ is skipped and resets the rate to η₀; median ≤ 0 gives η₀; the ratio is clamped to
+``[min_ratio, max_ratio]``, default [0, ∞), so the step is never reversed; a finite ``max_ratio`` bounds
+η_k ≤ max_ratio·η₀, which early in a run — when the median rests on a few values — keeps one large Ŝ_k from
+producing a diverging step).
 
 * :class:`SALR` wraps any optimizer with ``step(closure)`` and ``param_groups``. Optimizers that declare
   ``supports_tensor_lr = True`` (this package's SGD, Adam, Entropy-SGD) receive η_k as a 0-d device tensor: no
@@ -70,7 +72,7 @@ class SALR:
         n_ascent: n₂, normalized ascent steps.
         normalize: ``"per_example"`` (Algorithm 2) or ``"batch"`` (cheaper, batch gradient normalized).
         chunk_size: ``torch.func.vmap`` chunk size for the per-example gradients.
-        min_ratio, max_ratio: clamp of Ŝ_k / median.
+        min_ratio, max_ratio: clamp of Ŝ_k / median (η_k ∈ [min_ratio·η₀, max_ratio·η₀]).
     """
 
     def __init__(

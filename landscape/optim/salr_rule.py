@@ -6,7 +6,8 @@ where Ŝ_i are the sharpness values measured so far (Algorithm 2 every ``c`` ite
 pre-allocated tensor on the device, so the rule needs no host synchronization.
 
 Guards (documented behaviour, tested):
-* a non-finite Ŝ_k is not recorded and leaves the ratio at its previous value (1 before any valid value);
+* a non-finite Ŝ_k (the probe met a NaN/inf loss or gradient) is not recorded and resets the ratio to 1, i.e.
+  the base rate η₀: keeping the previous ratio would freeze a rate that may itself have caused the divergence;
 * when median ≤ 0 (possible with stochastic estimates) the ratio Ŝ_k/median is undefined and is set to 1,
   i.e. the base rate η₀ is used;
 * the ratio is clamped to ``[min_ratio, max_ratio]`` (defaults 0 and +inf): a negative Ŝ_k never turns the step
@@ -73,7 +74,8 @@ class SALRRule:
         med = torch.nanquantile(self.history[: self.updates], 0.5)
         ratio = torch.where(med > 0, s / med, torch.ones_like(s))
         ratio = ratio.clamp(self.min_ratio, self.max_ratio)
-        self.ratio = torch.where(finite, ratio, self.ratio)
+        # a non-finite probe falls back to η₀ (ratio 1), never to the previous (possibly huge) ratio
+        self.ratio = torch.where(finite, ratio, torch.ones_like(ratio))
         self.count = self.count + finite.long()
         return self.ratio
 

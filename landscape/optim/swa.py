@@ -87,12 +87,13 @@ class WeightAverager:
 
 
 @torch.no_grad()
-def recompute_bn_(model: nn.Module, loss_fn, batches: list) -> None:
-    """Recompute the model's BatchNorm running statistics at its current weights from ``batches`` in place
-    (``update_bn`` semantics, see the module docstring). No-op for models without BatchNorm."""
+def recompute_bn_(model: nn.Module, loss_fn, batches: Any) -> None:
+    """Recompute the model's BatchNorm running statistics at its current weights from ``batches`` (a list of
+    ``(inputs, targets)`` pairs or a DataLoader, read once) in place (``update_bn`` semantics, see the module
+    docstring). No-op for models without BatchNorm."""
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return
-    obj = Objective(model, loss_fn, batches)
+    obj = Objective(model, loss_fn, batches, cache=isinstance(batches, list))
     new = obj.recompute_bn()
     for name, buf in model.named_buffers():
         buf.copy_(new[name])

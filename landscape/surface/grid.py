@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,9 +36,22 @@ from ..objective import Cost, Objective
 from . import distributed as D
 from .store import SurfaceStore, fingerprint
 
-__all__ = ["COLUMNS", "evaluate_points"]
+__all__ = ["COLUMNS", "evaluate_points", "warn_batchnorm"]
 
 COLUMNS = ("train_loss", "train_correct", "test_loss", "test_correct")
+
+
+def warn_batchnorm(obj: Objective, bn_data: Any) -> None:
+    """Warn when a surface through given points (SWA samples and averages, interpolations) of a BatchNorm model
+    would reuse the model's running statistics: they belong to none of those points (SWA needs update_bn)."""
+    if bn_data is None and not obj.is_function and _has_batchnorm(obj.model):
+        warnings.warn(
+            "bn_data: the model has BatchNorm layers and bn_data=None evaluates every parameter-only point with the "
+            "model's current running statistics; pass bn_data=True to recompute them at every point (as update_bn "
+            "does for SWA averages), or bn_data=False to keep them without this warning",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _bn_objective(obj: Objective, bn_data: Any) -> Objective | None:
@@ -58,6 +72,10 @@ def _bn_state_names(model: torch.nn.Module) -> set[str]:
             prefix = f"{name}." if name else ""
             out.update(prefix + b for b in ("running_mean", "running_var", "num_batches_tracked"))
     return out
+
+
+def _has_batchnorm(model: Any) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 def _data_key(o: Objective | None) -> Any:

@@ -25,7 +25,7 @@ from .. import params as P
 from .._checks import check_type, fail
 from ..objective import Objective
 from ._axes import axis_with_nodes
-from .grid import evaluate_points
+from .grid import evaluate_points, warn_batchnorm
 from .points import prepare_states, state_directions
 from .results import Surface1D
 
@@ -72,6 +72,7 @@ def line(
         ts: coordinates t (any real numbers); default 41 points on [−0.5, 1.5] including 0 and 1 exactly.
         test: optional test objective (test loss and error).
         bn_data: recompute BatchNorm statistics at every point (``True``: from ``obj``'s data, or given data).
+            ``None`` (default) keeps the model's statistics and warns for a BatchNorm model; ``False`` silently.
         store: directory for partial results (resumable).
         progress: show a progress bar.
         labels: names of the two end points.
@@ -96,6 +97,8 @@ def line(
         fail("labels", "two strings", labels)
     t = line_coordinates(ts, (-0.5, 1.5, 41), (0.0, 1.0))
     (a, b), states = prepare_states(obj, [("start", start), ("end", end)])
+    if states is None:  # full state_dicts carry their own BatchNorm statistics
+        warn_batchnorm(obj, bn_data)
     direction = P.sub(b, a)
     exact, exact_states = {}, {}
     for k, tk in enumerate(t):

@@ -29,7 +29,7 @@ from .. import params as P
 from .._checks import check_positive, check_type, fail
 from ..objective import Objective
 from ._axes import axis_with_nodes, resolution_pair
-from .grid import evaluate_points
+from .grid import evaluate_points, warn_batchnorm
 from .points import prepare_states, state_directions
 from .results import Surface2D
 
@@ -98,7 +98,8 @@ def plane(
             points need the same node.
         margin: the grid extends ``margin`` × the points' extent beyond them on each side.
         bn_data: recompute BatchNorm statistics at every grid point (``True``: from ``obj``'s data; or a
-            DataLoader / batches / ``(x, y)`` pair), as ``torch.optim.swa_utils.update_bn`` would.
+            DataLoader / batches / ``(x, y)`` pair), as ``torch.optim.swa_utils.update_bn`` would. ``None``
+            (default) keeps the model's statistics and warns for a BatchNorm model; ``False`` keeps them silently.
         store: directory for partial results; rerun with the same arguments to resume (see
             :mod:`landscape.surface.store`).
         progress: show a progress bar.
@@ -127,6 +128,8 @@ def plane(
     if len(labels) != 3 or not all(isinstance(s, str) for s in labels):
         fail("labels", "three strings", labels)
     pts, states = prepare_states(obj, [("w1", w1), ("w2", w2), ("w3", w3)])
+    if states is None:  # full state_dicts carry their own BatchNorm statistics
+        warn_batchnorm(obj, bn_data)
     u, v, pc = plane_basis(*pts)
 
     lo, hi = pc.min(axis=0), pc.max(axis=0)

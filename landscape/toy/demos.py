@@ -2,8 +2,9 @@
 
 * :func:`sharpness_profile` — ϕ (eq. 1), S (eq. 2) and Ŝ (Definition 1) across θ (Fig. 2): ϕ ≈ 0 at local
   maxima, S and Ŝ are not.
-* :func:`escape_demo` — GD and GD-SALR started inside the sharp minimum of :func:`sharp_flat`
-  (Theorems 1–2): GD stays, GD-SALR leaves it.
+* :func:`escape_demo` — GD and GD-SALR started on the slope outside the sharp minimum of :func:`sharp_flat`:
+  both run into it, GD stays, GD-SALR (empty Ŝ history, Algorithm 1) is thrown out (an illustration of the
+  paper's idea, not a reproduction of its Theorems 1–2).
 * :func:`salr_trace` — the SALR learning rate η_k = η₀·Ŝ_k/median(Ŝ_1..Ŝ_k) against Ŝ_k over iterations
   (Fig. 3, right).
 
@@ -144,64 +145,62 @@ def escape_demo(
     minimum: float | None = None,
     radius: float = 0.3,
     eta0: float = 0.01,
-    steps: int = 40,
+    steps: int = 200,
     gamma: float = 0.05,
     n_descent: int = 2,
     n_ascent: int = 2,
-    history: Sequence[float] | np.ndarray | None = None,
 ) -> EscapeResult:
-    """GD and GD-SALR from inside the sharp minimum of :func:`sharp_flat` (SALR paper, Theorems 1–2).
+    """GD and GD-SALR (Algorithm 1 exactly: the Ŝ history starts empty) started *outside* the sharp well of
+    :func:`sharp_flat`, on the slope that leads into it; a third run starts GD-SALR inside the well.
 
-    Both use the base rate η₀ = 0.01 < 2/f''(θ*) ≈ 0.0138, so GD converges to the sharp minimum θ* = −1
-    (Theorem 1 needs η ≥ (2+ε)/μ to escape). GD-SALR scales η₀ by Ŝ_k/median(Ŝ): the median is the global
-    sharpness the rule has learned (paper §II), here the Ŝ values measured at ``history`` (default 41
-    points spread over [−2.5, 3.5], i.e. the landscape), and inside the sharp well Ŝ_k is far above that
-    median, so η_k exceeds 2/μ and the iterate leaves B_δ(θ*) (Theorem 2). A third run, "GD-SALR (no
-    history)", starts the rule empty: its median is then the sharp well's own Ŝ, the ratio stays near 1 and it
-    behaves like GD — SALR escapes minima that are sharp *relative to the landscape*.
+    A qualitative illustration of the SALR paper's idea (§II: the median of the Ŝ seen so far is "a global
+    sharpness parameter the algorithm is trying to learn"; Fig. 1), not a reproduction of its Theorems 1–2 (their
+    thresholds on n₁, n₂ and γ are not checked here). All runs use η₀ = 0.01 < 2/f''(θ*) ≈ 0.0138, so GD that
+    reaches the sharp minimum θ* = −1 stays there. GD-SALR measures Ŝ_k at every step: on the way in, the
+    median learns the sharpness of the gentle slope; inside the well Ŝ_k is far above it, η_k = η₀·Ŝ_k/median
+    exceeds 2/f''(θ*), and the iterate is thrown out of B_δ(θ*) and continues down the bowl towards the flat
+    minimum. Started inside the well with an empty history ("GD-SALR (started inside)") the median *is* the
+    well's own Ŝ, the ratio stays near 1 and GD-SALR stays like GD: SALR escapes minima that are sharp relative
+    to what it has seen.
 
     Args:
         fn: the function (default :func:`sharp_flat`).
-        theta0: the start (default θ* − 0.05: GD-SALR's first long step then lands on the side of the
-            flat minimum, and the bowl carries it on towards it).
+        theta0: the outside start (default θ* − 0.5, on the slope left of the sharp well).
         minimum: θ*, the centre of B_δ(θ*) (default the sharp minimum −1 of :func:`sharp_flat`).
-        radius: δ of B_δ(θ*) (default 0.3, larger than max(n₁, n₂)·γ = 0.1 as Theorem 2 requires).
-        eta0: η₀ for both methods. steps: K iterations.
+        radius: δ of B_δ(θ*) (default 0.3).
+        eta0: η₀ for every run. steps: K iterations.
         gamma, n_descent, n_ascent: Ŝ of Definition 1.
-        history: points whose Ŝ seeds the SALR rule's history.
 
     Example:
-        >>> r = escape_demo(steps=20)
-        >>> r.escaped("GD"), r.escaped("GD-SALR")
-        (False, True)
+        >>> r = escape_demo()
+        >>> r.visited("GD"), r.escaped("GD"), r.visited("GD-SALR"), r.escaped("GD-SALR")
+        (True, False, True, True)
     """
     steps = check_int("steps", steps, minimum=1)
     eta0 = check_positive("eta0", eta0)
     radius = check_positive("radius", radius)
     gamma = check_positive("gamma", gamma)
     centre = SHARP_FLAT_MINIMA[0] if minimum is None else float(minimum)
-    start = centre - 0.05 if theta0 is None else float(theta0)
-    pts = np.linspace(-2.5, 3.5, 41) if history is None else np.asarray(history, dtype=np.float64).reshape(-1)
-    obj = _objective(fn, start)
-    prior = [probe(obj, gamma, n_descent, n_ascent, params=_at(t)).value for t in pts]
+    start = centre - 0.5 if theta0 is None else float(theta0)
+    inside = centre - 0.05
     kw = {"gamma": gamma, "n_descent": n_descent, "n_ascent": n_ascent}
     path_gd, lr_gd = gd(fn, start, eta0, steps)
-    path_salr, lr_salr, s_salr = gd_salr(fn, start, eta0, steps, prior=prior, **kw)
-    path_cold, lr_cold, s_cold = gd_salr(fn, start, eta0, steps, **kw)
+    path_salr, lr_salr, s_salr = gd_salr(fn, start, eta0, steps, **kw)
+    path_in, lr_in, s_in = gd_salr(fn, inside, eta0, steps, **kw)
     view = (-2.5, 3.5) if fn is sharp_flat else (centre - 1.5, centre + 1.5)
-    lo = float(min(path_gd.min(), path_salr.min(), path_cold.min(), view[0])) - 0.2
-    hi = float(max(path_gd.max(), path_salr.max(), path_cold.max(), view[1])) + 0.2
+    lo = float(min(path_gd.min(), path_salr.min(), path_in.min(), view[0])) - 0.2
+    hi = float(max(path_gd.max(), path_salr.max(), path_in.max(), view[1])) + 0.2
     gx, gf = _grid(fn, lo, hi)
     return EscapeResult(
-        names=["GD", "GD-SALR", "GD-SALR (no history)"],
-        paths=np.stack([path_gd, path_salr, path_cold]),
-        lrs=np.stack([lr_gd, lr_salr, lr_cold]),
-        sharpness=np.stack([np.full(steps, np.nan), s_salr, s_cold]),
+        names=["GD", "GD-SALR", "GD-SALR (started inside)"],
+        paths=np.stack([path_gd, path_salr, path_in]),
+        lrs=np.stack([lr_gd, lr_salr, lr_in]),
+        sharpness=np.stack([np.full(steps, np.nan), s_salr, s_in]),
         minimum=centre,
         radius=radius,
         grid=gx,
         grid_f=gf,
-        settings={"theta0": start, "eta0": eta0, "steps": steps, "history_median": float(np.median(prior)), **kw},
+        settings={"theta0": start, "theta0_inside": inside, "eta0": eta0, "steps": steps, **kw},
     )
 
 

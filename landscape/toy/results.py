@@ -151,7 +151,7 @@ class SharpnessProfile(Result):
 
 @dataclasses.dataclass(frozen=True)
 class EscapeResult(Result):
-    """Trajectories of GD and GD-SALR started in a sharp minimum (SALR paper, Theorems 1–2).
+    """Trajectories of GD and GD-SALR around a sharp minimum (see :func:`~landscape.toy.demos.escape_demo`).
 
     ``paths[i]`` holds θ_0..θ_K of method ``names[i]``, ``lrs[i]`` the learning rates η_k, ``sharpness[i]``
     the measured Ŝ_k (NaN for GD). ``minimum``/``radius`` give the ball B_δ(θ*).
@@ -175,8 +175,12 @@ class EscapeResult(Result):
         """θ_K of method ``name``."""
         return float(self.paths[self._index(name)][-1])
 
+    def visited(self, name: str) -> bool:
+        """Whether method ``name`` was inside B_δ(θ*) at some iterate."""
+        return bool((np.abs(self.paths[self._index(name)] - self.minimum) <= self.radius).any())
+
     def escaped(self, name: str) -> bool:
-        """Whether method ``name`` ended outside B_δ(θ*)."""
+        """Whether method ``name`` ended outside B_δ(θ*) (read with :meth:`visited`: it was there before)."""
         return bool(abs(self.final(name) - self.minimum) > self.radius)
 
     def plot(self, backend: str = "matplotlib", ax: Any = None, path: str | os.PathLike | None = None):
