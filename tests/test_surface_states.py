@@ -4,6 +4,7 @@ plain loop that builds each interpolated state_dict, loads it with ``load_state_
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -58,13 +59,17 @@ def test_line_through_state_dicts_matches_load_state_dict_loop():
     model, obj, data, (a, b) = _states(2)
     before = snapshot(model)
     ts = [-0.5, 0.0, 0.3, 1.0, 1.5]
-    s = line(obj, a, b, ts=ts, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = line(obj, a, b, ts=ts, progress=False)
     assert_same_state(before, snapshot(model))
     expected = [_loss_of_state_dict(model, _combine([a, b], [1 - t, t]), data) for t in ts]
     np.testing.assert_allclose(s.train_loss, expected, rtol=1e-12)
     assert s.settings["buffers"] == "interpolated"
     # the buffers matter: the same weights with the model's own statistics give other values
-    params_only = line(obj, *({n: sd[n] for n in obj.names} for sd in (a, b)), ts=ts, progress=False)
+    # (no BatchNorm warning for the full state_dicts above; one for these parameter-only points)
+    with pytest.warns(UserWarning, match=r"bn_data: the model has BatchNorm"):
+        params_only = line(obj, *({n: sd[n] for n in obj.names} for sd in (a, b)), ts=ts, progress=False)
     assert params_only.settings["buffers"] == "model"
     assert not np.allclose(params_only.train_loss, expected, rtol=1e-6)
 
