@@ -10,7 +10,8 @@ torch removed (it now raises). Every call here therefore runs inside
 * ``torch.random.fork_rng`` seeded with ``seed``: the caller's RNG stream is untouched;
 * :func:`torch_eig_shim`: ``torch.eig`` answered by ``torch.linalg.eigh`` (the Lanczos matrix is symmetric)
   for the duration of the call, the original restored afterwards;
-* :func:`_counting`: PyHessian's product functions wrapped to count HVPs, restored afterwards.
+* :func:`_counting`: PyHessian's product functions wrapped to count HVPs, restored afterwards;
+* :func:`~landscape.hessian._second_order.math_attention`: attention on its twice-differentiable math backend.
 
 Parameter subsets (``layers``) set ``requires_grad=False`` on the other parameters for the call, which is how
 PyHessian selects coordinates (it takes every parameter with ``requires_grad``).
@@ -29,6 +30,7 @@ import torch
 from .._checks import fail
 from .._state import preserve_state
 from ..objective import Cost, Objective
+from ._second_order import math_attention
 from .hvp import HessianOperator
 from .results import EigenResult, TraceResult
 
@@ -119,6 +121,7 @@ def _session(obj: Objective, op: HessianOperator, seed: int):
         preserve_state(model),
         torch.random.fork_rng(devices=devices),
         torch_eig_shim(),
+        math_attention(),  # PyHessian differentiates twice: fused attention kernels cannot be
         _counting(module) as counter,
     ):
         torch.manual_seed(seed)
