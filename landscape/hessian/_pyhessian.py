@@ -190,6 +190,15 @@ def pyhessian_trace(obj, op, *, n_samples, seed, settings) -> TraceResult:
     with _session(obj, op, seed) as (h, _, cost):
         values = h.trace(maxIter=n_samples, tol=1e-3)
     samples = torch.tensor(values, dtype=torch.float64)
+    if not bool(torch.isfinite(samples).all()):
+        first = int((~torch.isfinite(samples)).nonzero()[0, 0])
+        fail(
+            "trace",
+            "finite Hessian-vector products",
+            f"a non-finite one for PyHessian's probe {first + 1} of {len(values)} "
+            "(the loss or the model produce NaN/inf at this point)",
+            raw=True,
+        )
     se = samples.std(unbiased=True) / len(values) ** 0.5 if len(values) > 1 else torch.tensor(float("inf"))
     return TraceResult(
         value=float(samples.mean()),

@@ -50,8 +50,8 @@ class LanczosRuns:
         name: the computation named in errors.
 
     Raises:
-        FloatingPointError: when a product H·q_j is not finite (checked on the α_j, β_j that every step
-            already copies to the host).
+        ValueError: when a product H·q_j is not finite (checked on the α_j, β_j that every step already copies
+            to the host: no extra synchronization).
 
     Example:
         >>> A = torch.diag(torch.arange(1.0, 6.0, dtype=torch.float64))
@@ -186,9 +186,9 @@ class LanczosRuns:
         b = torch.linalg.vector_norm(w, dim=1)
         a_host, b_host = a.cpu(), b.cpu()  # the one host transfer of a step
         if not (bool(torch.isfinite(a_host).all()) and bool(torch.isfinite(b_host).all())):
-            raise FloatingPointError(
-                f"{self.name}: the Hessian-vector product was not finite at Lanczos step {j + 1} "
-                "(the loss or the model produce NaN/inf at this point)"
+            raise ValueError(
+                f"{self.name}: expected finite Hessian-vector products, got a non-finite one at Lanczos step "
+                f"{j + 1} (the loss or the model produce NaN/inf at this point)"
             )
         self._scale = max(self._scale, float(a_host.abs().max()), float(b_host.max()))
         nxt: torch.Tensor | None = None
