@@ -73,7 +73,7 @@ def test_plain_double_backward_through_attention_fails_on_cpu(problem):
     params = [p for p in model.parameters()]
     loss = F.cross_entropy(model(x), y)
     g = torch.autograd.grad(loss, params, create_graph=True)
-    with pytest.raises(RuntimeError, match="derivative for .*scaled_dot_product.*backward is not implemented"):
+    with pytest.raises(RuntimeError, match=r"derivative for .*scaled_dot_product.*backward is not implemented"):
         torch.autograd.grad(g, params, grad_outputs=[torch.ones_like(t) for t in g], allow_unused=True)
 
 

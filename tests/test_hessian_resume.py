@@ -106,8 +106,9 @@ def test_foreign_checkpoint_is_refused_and_left_alone(problem, tmp_path):
     top_eigenvalues(objective(model, x, y), k=2, checkpoint=ckpt)
     saved = ckpt.read_bytes()
     match = (
-        r"checkpoint: expected a checkpoint of this computation \(same settings, point, buffers, data, loss and mode\), "
-        r"got '.*eig\.pt', written by another computation \(other settings or coordinates\) \(remove it to start afresh\)$"
+        r"checkpoint: expected a checkpoint of this computation \(same settings, point, buffers, data, loss and "
+        r"mode\), got '.*eig\.pt', written by another computation \(other settings or coordinates\) "
+        r"\(remove it to start afresh\)$"
     )
     with pytest.raises(ValueError, match=match):
         top_eigenvalues(objective(model, x, y), k=2, seed=1, checkpoint=ckpt)

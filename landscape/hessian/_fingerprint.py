@@ -49,7 +49,7 @@ _PLAIN = (bool, int, float, complex, str, bytes, type(None))
 
 def _plain(value: Any) -> Any:
     """``value`` as something :func:`fingerprint` digests by content (no memory addresses)."""
-    if isinstance(value, _PLAIN) or isinstance(value, torch.Tensor):
+    if isinstance(value, (*_PLAIN, torch.Tensor)):
         return value
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]

@@ -19,6 +19,8 @@ ResNet-20 in our measurements).
 The operator works on flat float64 vectors (what Lanczos needs) and converts to the model's dtype for the
 products. ``layers`` restricts the coordinates to a subset of the parameters: the operator is then the
 principal sub-Hessian ∂²f/∂θ_S² (the other parameters are held fixed at their values).
+:meth:`HessianOperator.to_scipy` wraps it as a ``scipy.sparse.linalg.LinearOperator`` for SciPy's solvers.
+Attention layers run on their math kernel inside the products (:mod:`landscape.hessian._second_order`).
 """
 
 from __future__ import annotations
