@@ -161,6 +161,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=16, help="examples in the one batch")
     ap.add_argument("--old", help="directory holding the package before the lazily grown basis")
+    ap.add_argument("--ours", default=str(HERE.parent), help="directory holding the package to measure")
     ap.add_argument(
         "--cases",
         default="hvp_ours,top1_ours,top5_ours,top5_ours_f64,hvp_pyhessian,top1_pyhessian,top5_pyhessian,fingerprint_ours",
@@ -169,7 +170,7 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(args.case, args.threads, args.batch)))
         return
-    ours = str(HERE.parent)
+    ours = args.ours
     cases = [(c, ours) for c in args.cases.split(",")]
     if args.old:
         cases += [("hvp_old", args.old), ("top1_old", args.old), ("top5_old", args.old)]

@@ -27,13 +27,20 @@ def problem():
 def test_basis_grows_with_the_steps_run(basis_dtype):
     dim = 300
     A = torch.diag(torch.linspace(1.0, 2.0, dim, dtype=torch.float64))
-    runs = LanczosRuns(lambda V: A @ V, torch.ones(dim, 2, dtype=torch.float64), 100, basis_dtype=basis_dtype)
+    seen = []
+
+    def matmat(V):
+        seen.append(V.dtype)  # the stored vectors themselves: no float64 copy while the product runs
+        return A @ V.to(torch.float64)
+
+    runs = LanczosRuns(matmat, torch.ones(dim, 2, dtype=torch.float64), 100, basis_dtype=basis_dtype)
     size = torch.finfo(basis_dtype).bits // 8
     assert runs.basis_size == 1 and runs.basis_bytes == 2 * dim * size
     for m in range(1, 6):
         runs.step()
         assert runs.basis_size == m + 1 and runs.basis_bytes == (m + 1) * 2 * dim * size
     assert runs.basis_vector(3).dtype == basis_dtype and runs.basis_vector(3, 1).shape == (dim,)
+    assert seen == [basis_dtype] * 5
 
 
 def test_top_eigenvalues_holds_only_the_basis_it_used(problem, monkeypatch):

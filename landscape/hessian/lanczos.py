@@ -38,7 +38,8 @@ class LanczosRuns:
     """``r`` independent Lanczos processes on one operator, advanced together.
 
     Args:
-        matmat: ``V (dim, c) -> H·V (dim, c)`` in float64.
+        matmat: ``V (dim, c) -> H·V (dim, c)``. ``V`` holds basis vectors as stored, in ``basis_dtype``; the
+            result is used in float64 (converted if need be).
         start: start vectors, shape ``(dim, r)`` (normalized here).
         max_steps: the largest Krylov dimension m.
         on_breakdown: when β_j ≈ 0 (an invariant subspace was found): ``"stop"`` ends that run (its
@@ -168,10 +169,14 @@ class LanczosRuns:
         j = self.steps[idx[0]]  # active runs advance in lock step
         # index with a slice when every run is active: a view instead of a copy
         sel: list[int] | slice = slice(None) if len(idx) == self.r else idx
-        q = self._wide(j, sel)  # (c, dim) float64
-        w = self.matmat(q.T).T.contiguous()  # (c, dim) float64 (no copy for one run)
-        if w.untyped_storage().data_ptr() == q.untyped_storage().data_ptr():
+        # the product is applied to the stored vector itself: its float64 copy is made only after the product,
+        # when the product's own temporaries are freed (the peak of a step is inside the product)
+        stored = self._basis[j][sel]  # (c, dim) in basis_dtype
+        w = self.matmat(stored.T).to(torch.float64).T.contiguous()  # (c, dim) float64 (no copy for one run)
+        if w.untyped_storage().data_ptr() == stored.untyped_storage().data_ptr():
             w = w.clone()  # updated in place below: never through a view of the basis
+        del stored
+        q = self._wide(j, sel)  # (c, dim) float64
         a = _dots(q, w)
         w.addcmul_(q, a[:, None], value=-1.0)
         del q
