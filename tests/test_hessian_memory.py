@@ -101,7 +101,8 @@ def test_float32_basis_resumes_to_the_identical_result(problem, tmp_path, monkey
         _interrupt_after(m, 5)
         with pytest.raises(_Stop):
             top_eigenvalues(objective(model, x, y), checkpoint=ckpt, checkpoint_every=2, **kw)
-    assert torch.load(ckpt, weights_only=True)["state"]["basis"].dtype == torch.float32
+    saved = torch.load(ckpt, weights_only=True)["state"]["basis"]  # saved after step 4: q_0 ... q_4
+    assert len(saved) == 5 and all(q.dtype == torch.float32 and q.shape == (1, 63) for q in saved)
     resumed = top_eigenvalues(objective(model, x, y), checkpoint=ckpt, checkpoint_every=2, **kw)
     assert resumed.eigenvalues == full.eigenvalues and resumed.iterations == full.iterations
     with pytest.raises(ValueError, match=r"written by another computation \(other settings"):

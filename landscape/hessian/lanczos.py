@@ -117,7 +117,8 @@ class LanczosRuns:
     def state_dict(self) -> dict:
         """The process state (basis so far, recurrences, step counts, restart generator) as CPU tensors."""
         return {
-            "basis": torch.stack([q.cpu() for q in self._basis], dim=1),
+            # one (r, dim) tensor per step, as held: saving makes no stacked copy of the basis
+            "basis": [q.cpu() for q in self._basis],
             "alpha": self.alpha.clone(),
             "beta": self.beta.clone(),
             "steps": torch.tensor(self.steps, dtype=torch.int64),
@@ -128,21 +129,21 @@ class LanczosRuns:
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from :meth:`state_dict` (same operator, start block shape, ``max_steps`` and basis dtype)."""
-        basis = state["basis"]
+        basis = list(state["basis"])
+        shapes = {tuple(q.shape) for q in basis}
+        dtypes = {q.dtype for q in basis}
         if (
-            basis.dim() != 3
-            or basis.shape[0] != self.r
-            or basis.shape[2] != self.dim
-            or not 1 <= basis.shape[1] <= self.max_steps + 1
-            or basis.dtype != self.basis_dtype
+            shapes != {(self.r, self.dim)}
+            or dtypes != {self.basis_dtype}
+            or not 1 <= len(basis) <= self.max_steps + 1
             or state["alpha"].shape != self.alpha.shape
         ):
             raise ValueError(
                 f"checkpoint: expected Lanczos state of {self.r} runs x {self.max_steps} steps x dim {self.dim} "
-                f"({self.basis_dtype}), got basis {tuple(basis.shape)} ({basis.dtype}), "
-                f"alpha {tuple(state['alpha'].shape)}"
+                f"({self.basis_dtype}), got {len(basis)} basis vectors of shapes {sorted(shapes)} "
+                f"({sorted(map(str, dtypes))}), alpha {tuple(state['alpha'].shape)}"
             )
-        self._basis = [basis[:, j].to(self.device).clone() for j in range(basis.shape[1])]
+        self._basis = [q.to(self.device) for q in basis]
         self.alpha.copy_(state["alpha"])
         self.beta.copy_(state["beta"])
         self.steps = [int(s) for s in state["steps"]]
