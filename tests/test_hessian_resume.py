@@ -3,10 +3,14 @@ identical result; foreign checkpoints are refused."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from landscape.hessian import HessianOperator, density, top_eigenvalues, trace
+from landscape.objective import Objective
 
 from .conftest import assert_same_state, snapshot
 from .test_hessian_helpers import data, objective, tiny_bn_mlp
@@ -101,7 +105,11 @@ def test_foreign_checkpoint_is_refused_and_left_alone(problem, tmp_path):
     ckpt = tmp_path / "eig.pt"
     top_eigenvalues(objective(model, x, y), k=2, checkpoint=ckpt)
     saved = ckpt.read_bytes()
-    match = r"checkpoint: expected a checkpoint of this computation \(same settings, point and data size\), got '"
+    match = (
+        r"checkpoint: expected a checkpoint of this computation \(same settings, point, buffers, data, loss and "
+        r"mode\), got '.*eig\.pt', written by another computation \(other settings or coordinates\) "
+        r"\(remove it to start afresh\)$"
+    )
     with pytest.raises(ValueError, match=match):
         top_eigenvalues(objective(model, x, y), k=2, seed=1, checkpoint=ckpt)
     with pytest.raises(ValueError, match=match):
@@ -110,9 +118,90 @@ def test_foreign_checkpoint_is_refused_and_left_alone(problem, tmp_path):
         trace(objective(model, x, y), n_samples=5, checkpoint=ckpt)
     with torch.no_grad():
         model[0].weight.add_(0.01)  # another point
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=r"got '.*eig\.pt', written at another point θ \(remove it"):
         top_eigenvalues(objective(model, x, y), k=2, checkpoint=ckpt)
     assert ckpt.read_bytes() == saved
+
+
+def _smoothed(outputs, targets):
+    return F.cross_entropy(outputs, targets, label_smoothing=0.1)
+
+
+@pytest.mark.parametrize(
+    ("change", "written"),
+    [
+        ("data", r"with other data"),
+        ("targets", r"with other data"),
+        ("batching", r"with other data"),
+        ("loss_function", r"with another loss function"),
+        ("loss_module_setting", r"with another loss function"),
+        ("loss_partial_argument", r"with another loss function"),
+        ("mode", r"in another mode \(mode='eval', this objective has mode='train'\)"),
+        ("buffers", r"with other model buffers"),
+    ],
+)
+@pytest.mark.parametrize("kind", ["eigen", "density", "trace"])
+def test_checkpoint_of_other_data_loss_or_mode_is_refused(problem, tmp_path, change, written, kind):
+    """Same settings, same point, same number of samples: only the data, the loss or the mode differ."""
+    model, x, y = problem
+    losses = {
+        "loss_function": (F.cross_entropy, _smoothed),
+        "loss_module_setting": (torch.nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss(label_smoothing=0.1)),
+        "loss_partial_argument": (
+            functools.partial(F.cross_entropy, label_smoothing=0.0),
+            functools.partial(F.cross_entropy, label_smoothing=0.1),
+        ),
+    }
+    first_loss, second_loss = losses.get(change, (F.cross_entropy, F.cross_entropy))
+    first = Objective(model, first_loss, (x, y))
+    if change == "data":
+        x2 = x.clone()
+        x2[3, 1] += 1e-6  # one input entry
+        second = Objective(model, second_loss, (x2, y))
+    elif change == "targets":
+        second = Objective(model, second_loss, (x, (y + 1) % 3))
+    elif change == "batching":
+        second = Objective(model, second_loss, [(x[::2], y[::2]), (x[1::2], y[1::2])])
+    elif change == "mode":
+        second = Objective(model, second_loss, (x, y), mode="train")
+    else:
+        second = Objective(model, second_loss, (x, y))
+    run = {
+        "eigen": lambda obj: top_eigenvalues(obj, k=2, graph="stream", checkpoint=ckpt),
+        "density": lambda obj: density(obj, n_iter=6, graph="stream", checkpoint=ckpt),
+        "trace": lambda obj: trace(obj, n_samples=4, graph="stream", checkpoint=ckpt),
+    }[kind]
+    ckpt = tmp_path / "spectrum.pt"
+    run(first)
+    saved = ckpt.read_bytes()
+    if change == "buffers":
+        with torch.no_grad():
+            model[1].running_var.mul_(1.5)
+    before = snapshot(model)
+    with pytest.raises(ValueError, match=rf"^checkpoint: expected .*, got '.*spectrum\.pt', written {written} \("):
+        run(second)
+    assert ckpt.read_bytes() == saved
+    assert_same_state(before, snapshot(model))
+    # the same inputs in other tensor objects (a copy of the data, a new loss object) resume
+    if change not in ("buffers",):
+        again = Objective(model, losses.get(change, (F.cross_entropy,))[0], (x.clone(), y.clone()))
+        assert run(again).cost.hvps == 0
+
+
+def test_loss_identity_is_content_not_address():
+    from landscape.hessian._fingerprint import callable_identity
+    from landscape.surface.store import fingerprint
+
+    def digest(fn):
+        return fingerprint(loss=callable_identity(fn))
+
+    assert digest(torch.nn.CrossEntropyLoss()) == digest(torch.nn.CrossEntropyLoss())
+    assert digest(torch.nn.CrossEntropyLoss(weight=torch.ones(3))) != digest(
+        torch.nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 1.0]))
+    )
+    assert digest(functools.partial(_smoothed)) == digest(functools.partial(_smoothed))
+    assert digest(F.cross_entropy) != digest(F.nll_loss)
+    assert "0x" not in repr(callable_identity(lambda o, t: F.cross_entropy(o, t)))
 
 
 @pytest.mark.parametrize(

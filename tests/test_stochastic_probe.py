@@ -176,3 +176,36 @@ def test_probe_rejects_bad_arguments(kwargs, exc, match):
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         stochastic_probe(obj, args.pop("gamma"), args.pop("n_descent"), args.pop("n_ascent"), **args)
+
+
+@pytest.mark.parametrize(
+    ("fn", "theta", "n_descent", "n_ascent", "match"),
+    [
+        # log t: descent steps of 0.4 from t = 1 reach t = -0.2 < 0
+        (torch.log, 1.0, 3, 1, r"got nan at θ₋, after 3 normalized descent steps \(the loss or the model produce"),
+        # -log t: its ascent direction lowers t, below 0 after 3 steps
+        (lambda t: -torch.log(t), 1.0, 1, 3, r"got nan at θ₊, after 3 normalized ascent steps"),
+        (torch.log, -1.0, 1, 1, r"got nan at θ_k \("),
+        # exp(exp t) overflows float64 between t = 6.4 and t = 6.8
+        (lambda t: torch.exp(torch.exp(t)), 6.0, 1, 2, r"got inf at θ₊, after 2 normalized ascent steps"),
+    ],
+    ids=["descent", "ascent", "start", "inf"],
+)
+def test_non_finite_probe_losses_raise_naming_the_point(fn, theta, n_descent, n_ascent, match):
+    obj = Objective.from_function(fn, theta)
+    with pytest.raises(ValueError, match=r"^stochastic_probe: expected a finite minibatch loss, " + match):
+        stochastic_probe(obj, gamma=0.4, n_descent=n_descent, n_ascent=n_ascent)
+
+
+def test_non_finite_model_loss_raises_and_model_is_untouched():
+    model = tiny_bn_net()
+    with torch.no_grad():
+        model[0].weight[1, 2] = float("nan")
+    x, y = tiny_data()
+    obj = Objective(model, F.cross_entropy, (x, y), check_finite=False)
+    before = {n: t.clone().view(torch.int64) for n, t in model.state_dict().items() if t.is_floating_point()}
+    with pytest.raises(ValueError, match=r"^stochastic_probe: expected a finite minibatch loss, got nan at θ_k"):
+        stochastic_probe(obj, gamma=0.01, n_descent=1, n_ascent=1, normalize="batch")
+    # bit patterns (NaN == NaN): unchanged
+    assert all(torch.equal(before[n], t.view(torch.int64)) for n, t in model.state_dict().items() if n in before)
+    assert all(p.grad is None for p in model.parameters()) and model.training

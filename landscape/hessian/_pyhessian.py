@@ -10,7 +10,8 @@ torch removed (it now raises). Every call here therefore runs inside
 * ``torch.random.fork_rng`` seeded with ``seed``: the caller's RNG stream is untouched;
 * :func:`torch_eig_shim`: ``torch.eig`` answered by ``torch.linalg.eigh`` (the Lanczos matrix is symmetric)
   for the duration of the call, the original restored afterwards;
-* :func:`_counting`: PyHessian's product functions wrapped to count HVPs, restored afterwards.
+* :func:`_counting`: PyHessian's product functions wrapped to count HVPs, restored afterwards;
+* :func:`~landscape.hessian._second_order.math_attention`: attention on its twice-differentiable math backend.
 
 Parameter subsets (``layers``) set ``requires_grad=False`` on the other parameters for the call, which is how
 PyHessian selects coordinates (it takes every parameter with ``requires_grad``).
@@ -29,6 +30,7 @@ import torch
 from .._checks import fail
 from .._state import preserve_state
 from ..objective import Cost, Objective
+from ._second_order import math_attention
 from .hvp import HessianOperator
 from .results import EigenResult, TraceResult
 
@@ -119,6 +121,7 @@ def _session(obj: Objective, op: HessianOperator, seed: int):
         preserve_state(model),
         torch.random.fork_rng(devices=devices),
         torch_eig_shim(),
+        math_attention(),  # PyHessian differentiates twice: fused attention kernels cannot be
         _counting(module) as counter,
     ):
         torch.manual_seed(seed)
@@ -187,6 +190,15 @@ def pyhessian_trace(obj, op, *, n_samples, seed, settings) -> TraceResult:
     with _session(obj, op, seed) as (h, _, cost):
         values = h.trace(maxIter=n_samples, tol=1e-3)
     samples = torch.tensor(values, dtype=torch.float64)
+    if not bool(torch.isfinite(samples).all()):
+        first = int((~torch.isfinite(samples)).nonzero()[0, 0])
+        fail(
+            "trace",
+            "finite Hessian-vector products",
+            f"a non-finite one for PyHessian's probe {first + 1} of {len(values)} "
+            "(the loss or the model produce NaN/inf at this point)",
+            raw=True,
+        )
     se = samples.std(unbiased=True) / len(values) ** 0.5 if len(values) > 1 else torch.tensor(float("inf"))
     return TraceResult(
         value=float(samples.mean()),

@@ -9,11 +9,11 @@ half-written file). Called again with the same arguments, they load it and
 continue: the products are deterministic, so the result equals that of an uninterrupted run bit for bit on the
 same machine. The result's ``cost`` counts only the products of the call that returns it.
 
-The file is tied to the computation by a SHA-256 fingerprint of the settings, the point θ, the model's buffers,
-the selected coordinates and the number of samples; a file with another fingerprint is refused with a one-line
-error rather than overwritten. (Other data of the same size and at the same point is not detected.) The file is
-read with ``torch.load(..., weights_only=True)``. Its size is about (steps + 1)·runs·dim float64 numbers for
-Lanczos, and samples·dim for the trace.
+The file is tied to the computation by SHA-256 fingerprints of the settings and selected coordinates, the point
+θ, the model's buffers, the data (their bytes), the loss function and the objective's mode
+(:mod:`landscape.hessian._fingerprint`); a file with another fingerprint is refused with a one-line error naming
+the part that differs, and left as it is. The file is read with ``torch.load(..., weights_only=True)``. Its size
+is about (steps + 1)·runs·dim numbers of the basis dtype for Lanczos, and samples·dim float64 for the trace.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ import torch
 from .._checks import check_int, fail
 from ..results import atomic_write_bytes
 from ..surface.store import fingerprint
+from ._fingerprint import PART_NAMES, checkpoint_parts
 from .hvp import HessianOperator
 from .lanczos import LanczosRuns
 
 __all__ = ["LanczosCheckpoint", "ProductCheckpoint", "SpectrumCheckpoint"]
 
-_FORMAT = "landscape-spectrum-1"
+_FORMAT = "landscape-spectrum-2"
 
 
 class SpectrumCheckpoint:
@@ -58,19 +59,21 @@ class SpectrumCheckpoint:
         if self.path is not None and self.path.is_dir():
             fail("checkpoint", "a file path", f"'{self.path}' (a directory)", raw=True)
         self.fingerprint = ""
+        self.parts: dict[str, str] = {}
         if self.path is not None:
-            obj = op.obj
-            buffers = dict(obj.model.named_buffers()) if obj.model is not None else {}
-            self.fingerprint = fingerprint(
-                format=_FORMAT,
-                kind=kind,
-                settings=dict(settings),
-                names=op.names,
-                point={n: t.detach().cpu() for n, t in op.point.items()},
-                buffers={n: t.detach().cpu() for n, t in buffers.items()},
-                samples=getattr(obj, "num_samples", None),
-                dtype=str(op.dtype),
-            )
+            fields = {
+                "settings": {
+                    "format": _FORMAT,
+                    "kind": kind,
+                    "settings": dict(settings),
+                    "names": op.names,
+                    "samples": getattr(op.obj, "num_samples", None),
+                    "dtype": str(op.dtype),
+                },
+                "point": {n: t.detach() for n, t in op.point.items()},
+            }
+            self.parts = checkpoint_parts(op.obj, fields)
+            self.fingerprint = fingerprint(**self.parts)
         self._since = 0
 
     @property
@@ -85,10 +88,19 @@ class SpectrumCheckpoint:
         assert self.path is not None
         state = torch.load(self.path, weights_only=True, map_location="cpu")
         if not isinstance(state, dict) or state.get("fingerprint") != self.fingerprint:
+            saved = state.get("parts") if isinstance(state, dict) else None
+            differs = "by another computation"
+            if isinstance(saved, dict):
+                for part, how in PART_NAMES.items():
+                    if saved.get(part) != self.parts[part]:
+                        differs = how
+                        if part == "mode":
+                            differs += f" (mode={saved.get(part)!r}, this objective has mode={self.parts[part]!r})"
+                        break
             fail(
                 "checkpoint",
-                "a checkpoint of this computation (same settings, point and data size)",
-                f"'{self.path}', written by another computation (remove it to start afresh)",
+                "a checkpoint of this computation (same settings, point, buffers, data, loss and mode)",
+                f"'{self.path}', written {differs} (remove it to start afresh)",
                 raw=True,
             )
         return state["state"]
@@ -98,7 +110,7 @@ class SpectrumCheckpoint:
         if self.path is None:
             return
         buf = io.BytesIO()
-        torch.save({"fingerprint": self.fingerprint, "state": state}, buf)
+        torch.save({"fingerprint": self.fingerprint, "parts": self.parts, "state": state}, buf)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.path, buf.getvalue())
         self._since = 0

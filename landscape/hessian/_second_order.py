@@ -26,6 +26,13 @@ with either unfolded form (docs/benchmarks/hessian.md has the full figures). Eve
 statistics, string padding such as ``"same"``, transposed convolutions) runs unchanged. The substituted
 forward equals the original to rounding; derivatives of every order stay exact
 (the double backward is itself built from differentiable operations).
+
+**Attention.** ``F.scaled_dot_product_attention`` (used by ``nn.MultiheadAttention`` and the ``nn.Transformer*``
+layers) dispatches to fused kernels (flash attention on CPU and CUDA, memory-efficient and cuDNN attention on
+CUDA) whose backward has no derivative: double backpropagation through them fails ("derivative for
+aten::_scaled_dot_product_flash_attention_for_cpu_backward is not implemented" on CPU with torch 2.13).
+:func:`second_order_mode` therefore always (also with ``enabled=False``) restricts it to the math backend,
+the composite of matmul and softmax, which is differentiable to every order and computes the same function.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["second_order_mode"]
+__all__ = ["math_attention", "second_order_mode"]
 
 _CONVS = {torch.conv1d: 1, torch.conv2d: 2, torch.conv3d: 3}
 _BN_ARGS = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
@@ -171,12 +178,23 @@ def _conv(n: int, args: tuple, kwargs: dict) -> tuple | None:
     return out, x, w, a.get("bias"), conf, out._version
 
 
+def math_attention() -> contextlib.AbstractContextManager:
+    """A context in which ``F.scaled_dot_product_attention`` uses its math backend only (twice differentiable)."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # torch < 2.3
+        return torch.backends.cuda.sdp_kernel(enable_flash=False, enable_math=True, enable_mem_efficient=False)
+    return sdpa_kernel(SDPBackend.MATH)
+
+
 @contextlib.contextmanager
 def second_order_mode(enabled: bool = True) -> Iterator[None]:
     """Within the block, eval-mode BatchNorm and numeric-padding convolutions are computed in the forms whose
-    double backward is cheap (module docstring). Same values to rounding; nothing persists after the block."""
-    if not enabled:
-        yield
-        return
-    with _Mode():
-        yield
+    double backward is cheap (module docstring), and attention runs on its math backend (always, as the fused
+    kernels cannot be differentiated twice). Same values to rounding; nothing persists after the block."""
+    with math_attention():
+        if not enabled:
+            yield
+            return
+        with _Mode():
+            yield

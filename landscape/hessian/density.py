@@ -30,7 +30,7 @@ from .._checks import check_int, check_positive, fail
 from .._state import preserve_state
 from ..objective import Objective
 from ._resume import LanczosCheckpoint
-from .eigen import _Null, _progress
+from .eigen import _Null, _progress, resolve_basis_dtype
 from .hvp import HessianOperator
 from .lanczos import LanczosRuns, ritz
 from .results import DensityResult
@@ -82,6 +82,7 @@ def density(
     graph: str = "auto",
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 10,
+    basis_dtype: torch.dtype | None = None,
     progress: bool = False,
 ) -> DensityResult:
     """Eigenvalue density of H(θ) by stochastic Lanczos quadrature (Ghorbani et al. 2019).
@@ -96,6 +97,9 @@ def density(
         checkpoint, checkpoint_every: save the Lanczos runs' state to this file every ``checkpoint_every``
             steps; called again with the same arguments, the computation resumes from it and ends with the
             identical result (:mod:`landscape.hessian._resume`).
+        basis_dtype: storage of the Lanczos bases (``torch.float32`` or ``torch.float64``; default the model's
+            dtype), n_runs·(n_iter + 1)·dim numbers grown as the steps are run; the recurrences are float64
+            either way (:mod:`landscape.hessian.lanczos`).
         backend: ``"native"`` or ``"pyhessian"`` (PyHessian's ``density(iter=n_iter, n_v=n_runs)`` with a
             scoped ``torch.eig`` shim, broadened here the same way).
 
@@ -123,6 +127,9 @@ def density(
     steps = min(n_iter, op.dim)
     settings = {"n_runs": n_runs, "n_iter": steps, "seed": seed, "layers": op.names if layers else None}
     settings["graph"] = op.graph
+    basis_dtype = resolve_basis_dtype(basis_dtype, op.dtype)
+    if backend == "native":
+        settings["basis_dtype"] = str(basis_dtype).removeprefix("torch.")
     if checkpoint is not None and backend != "native":
         fail("checkpoint", "None with backend='pyhessian' (only native runs resume)", checkpoint)
     ckpt = LanczosCheckpoint(checkpoint, op, "density", settings, checkpoint_every)
@@ -135,7 +142,14 @@ def density(
         bar = _progress(progress, steps, "slq")
         with guard, obj.track() as t:
             try:
-                runs = LanczosRuns(op.matmat, op.random(n_runs, seed, "rademacher"), steps, on_breakdown="stop")
+                runs = LanczosRuns(
+                    op.matmat,
+                    op.random(n_runs, seed, "rademacher"),
+                    steps,
+                    on_breakdown="stop",
+                    basis_dtype=basis_dtype,
+                    name="density",
+                )
                 if ckpt.restore(runs) and bar is not None:
                     bar.update(max(runs.steps))
                 while not runs.done:

@@ -44,11 +44,21 @@ from .results import EigenResult
 __all__ = ["top_eigenvalues"]
 
 
-def _default_tol(method: str, dtype: torch.dtype) -> float:
+def _default_tol(method: str, dtype: torch.dtype, basis_dtype: torch.dtype = torch.float64) -> float:
     if method == "power":
         return 1e-3  # PyHessian's default
-    # float32 products carry ~1e-7 relative rounding: a 1e-5 relative eigenvalue error is as exact as they allow
-    return 1e-10 if dtype == torch.float64 else 1e-5
+    # float32 products (or a float32 basis) carry ~1e-7 relative rounding: a 1e-5 relative eigenvalue error is as
+    # exact as they allow
+    return 1e-10 if dtype == torch.float64 and basis_dtype == torch.float64 else 1e-5
+
+
+def resolve_basis_dtype(basis_dtype: torch.dtype | None, model_dtype: torch.dtype) -> torch.dtype:
+    """The Lanczos basis storage: ``None`` means the model's dtype (float64 for float64 models, else float32)."""
+    if basis_dtype is None:
+        return torch.float64 if model_dtype == torch.float64 else torch.float32
+    if basis_dtype not in (torch.float32, torch.float64):
+        fail("basis_dtype", "None, torch.float32 or torch.float64", basis_dtype, exc=TypeError)
+    return basis_dtype
 
 
 def _error_estimates(theta: torch.Tensor, res: torch.Tensor) -> torch.Tensor:
@@ -79,7 +89,7 @@ def _start_vector(op: HessianOperator, start: str, seed: int) -> torch.Tensor:
     g_norm = torch.linalg.vector_norm(g)
     if not bool(torch.isfinite(g_norm)) or float(g_norm) == 0.0:
         return z  # at a stationary point (or a non-finite gradient) the gradient carries no direction
-    return g / g_norm + z / torch.linalg.vector_norm(z)
+    return g.div_(g_norm).add_(z, alpha=1.0 / float(torch.linalg.vector_norm(z)))
 
 
 def _lanczos(
@@ -92,6 +102,7 @@ def _lanczos(
     start: str,
     progress: bool,
     ckpt: LanczosCheckpoint,
+    basis_dtype: torch.dtype,
 ):
     steps = min(max_iter, op.dim)
     # a resumed run takes its start vector from the checkpoint (no gradient pass for it)
@@ -99,7 +110,10 @@ def _lanczos(
         first = torch.ones(op.dim, 1, dtype=torch.float64, device=op.device)
     else:
         first = _start_vector(op, start, seed)
-    runs = LanczosRuns(op.matmat, first, steps, on_breakdown="restart", seed=seed)
+    runs = LanczosRuns(
+        op.matmat, first, steps, on_breakdown="restart", seed=seed, basis_dtype=basis_dtype, name="top_eigenvalues"
+    )
+    del first
     resumed = ckpt.restore(runs)
     bar = _progress(progress, steps, "lanczos")
     if bar is not None and resumed:
@@ -129,11 +143,11 @@ def _lanczos(
         bar.close()
     if m < k:
         fail("max_iter", f"at least k={k} Lanczos steps", f"{m} steps", raw=True)
-    Q = runs.basis[0, :m]
-    vectors = (Q.T @ S[:, order].to(Q.device)).T
+    # one float64 Ritz vector at a time, converted to the model's dtype at once
+    vectors = [op.to_params(runs.ritz_vector(0, S[:, c])) for c in order.tolist()]
     return (
         [float(v) for v in theta[order]],
-        [op.to_params(y) for y in vectors],
+        vectors,
         [float(r) for r in res[order]],
         converged or m >= op.dim,
         [m],
@@ -194,6 +208,7 @@ def top_eigenvalues(
     graph: str = "auto",
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 10,
+    basis_dtype: torch.dtype | None = None,
     progress: bool = False,
 ) -> EigenResult:
     """The k largest (or most negative) eigenvalues of H(θ) and their eigenvectors.
@@ -223,6 +238,10 @@ def top_eigenvalues(
             again with the same arguments, the run resumes from it and ends with the identical result
             (:mod:`landscape.hessian._resume`).
         checkpoint_every: Lanczos steps between saves (default 10).
+        basis_dtype: Lanczos: storage of the Krylov basis, ``torch.float32`` or ``torch.float64``; default the
+            model's dtype (float32 for float32 models). The recurrences are float64 either way
+            (:mod:`landscape.hessian.lanczos`); a float32 basis limits the accuracy to ~1e-7·max|λ| (the default
+            ``tol`` is then 1e-5). The basis grows with the steps run: (steps + 1)·dim numbers.
         progress: show a progress bar.
 
     Returns:
@@ -252,8 +271,9 @@ def top_eigenvalues(
         start = "random"
     if k >= op.dim:
         fail("k", f"an integer < the dimension of the Hessian ({op.dim})", k)
+    basis_dtype = resolve_basis_dtype(basis_dtype, op.dtype)
     if tol is None:
-        tol = _default_tol(method, op.dtype)
+        tol = _default_tol(method, op.dtype, basis_dtype)
     check_positive("tol", tol)
     if max_iter is None:
         max_iter = 100 if method == "power" else min(op.dim, max(100, 10 * k))
@@ -263,6 +283,8 @@ def top_eigenvalues(
     settings = {"k": k, "tol": tol, "max_iter": max_iter, "seed": seed, "layers": op.names if layers else None}
     settings["graph"] = op.graph
     settings["start"] = start
+    if method == "lanczos":
+        settings["basis_dtype"] = str(basis_dtype).removeprefix("torch.")
     if checkpoint is not None and (method != "lanczos" or backend != "native"):
         fail("checkpoint", "None unless method='lanczos' with the native backend (only Lanczos resumes)", checkpoint)
     ckpt = LanczosCheckpoint(checkpoint, op, "eigen", {**settings, "which": which}, checkpoint_every)
@@ -279,7 +301,7 @@ def top_eigenvalues(
     with guard, obj.track() as t:
         try:
             if method == "lanczos":
-                out = _lanczos(op, k, which, tol, max_iter, seed, start, progress, ckpt)
+                out = _lanczos(op, k, which, tol, max_iter, seed, start, progress, ckpt, basis_dtype)
             else:
                 shift = 0.0
                 if which == "smallest":

@@ -19,18 +19,25 @@ ResNet-20 in our measurements).
 The operator works on flat float64 vectors (what Lanczos needs) and converts to the model's dtype for the
 products. ``layers`` restricts the coordinates to a subset of the parameters: the operator is then the
 principal sub-Hessian ∂²f/∂θ_S² (the other parameters are held fixed at their values).
+:meth:`HessianOperator.to_scipy` wraps it as a ``scipy.sparse.linalg.LinearOperator`` for SciPy's solvers.
+Attention layers run on their math kernel inside the products (:mod:`landscape.hessian._second_order`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from .. import params as P
 from .._checks import check_choice, fail
 from ..objective import Objective
 from ._second_order import second_order_mode
+
+if TYPE_CHECKING:
+    from scipy.sparse.linalg import LinearOperator
 
 __all__ = ["HessianOperator", "select_names"]
 
@@ -206,7 +213,12 @@ class HessianOperator:
             self.obj.cost.forwards += 1
             self.obj.cost.gradients += 1
         self.obj.cost.hvps += m
-        out = torch.stack([torch.cat([h.detach().reshape(-1) for h in r]) for r in results], dim=1).to(torch.float64)
+        # written piece by piece into the float64 result: no concatenated model-dtype copy on the way
+        out = torch.empty(self.dim, m, dtype=torch.float64, device=self.device)
+        for i, r in enumerate(results):
+            for piece, h in zip(torch.split(out[:, i], self.numels), r):
+                piece.copy_(h.detach().reshape(-1))
+            r.clear()
         return out[:, 0] if single else out
 
     def gradient(self) -> torch.Tensor:
@@ -226,6 +238,35 @@ class HessianOperator:
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """H·v for one flat vector."""
         return self.matmat(v.reshape(-1))
+
+    def to_scipy(self) -> LinearOperator:
+        """This operator as a :class:`scipy.sparse.linalg.LinearOperator` of shape ``(dim, dim)``, float64.
+
+        NumPy vectors and matrices in, NumPy float64 out; every product is one (or, for a matrix, one per
+        column, all in one data pass) Hessian-vector product counted in ``obj.cost.hvps``. H is symmetric, so
+        the adjoint products are the same. The model is not changed (as for :meth:`matmat`), but a cached graph
+        stays alive until :meth:`release`.
+
+        Example:
+            >>> import scipy.sparse.linalg as sla, torch, torch.nn.functional as F
+            >>> from landscape.objective import Objective
+            >>> model = torch.nn.Linear(3, 2).double()
+            >>> x, y = torch.randn(16, 3, dtype=torch.float64), torch.randint(0, 2, (16,))
+            >>> op = HessianOperator(Objective(model, F.cross_entropy, (x, y)))
+            >>> top = sla.eigsh(op.to_scipy(), k=1, which="LA", return_eigenvectors=False)
+            >>> op.obj.cost.hvps > 0
+            True
+        """
+        from scipy.sparse.linalg import LinearOperator
+
+        def apply(x: np.ndarray) -> np.ndarray:
+            v = torch.as_tensor(np.asarray(x, dtype=np.float64).reshape(self.dim, -1), device=self.device)
+            out = self.matmat(v).cpu().numpy()
+            return out.reshape(np.shape(x)) if np.ndim(x) == 1 else out
+
+        return LinearOperator(
+            (self.dim, self.dim), matvec=apply, rmatvec=apply, matmat=apply, rmatmat=apply, dtype=np.float64
+        )
 
     def release(self) -> None:
         """Free the cached graph (the operator rebuilds it on the next product)."""

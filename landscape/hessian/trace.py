@@ -34,6 +34,23 @@ from .results import TraceResult
 __all__ = ["trace"]
 
 
+_PHASES = {"probes": "", "sketch": " of the Hutch++ sketch", "range": " of the Hutch++ range", "residual": ""}
+
+
+def _check_finite(products: torch.Tensor, phase: str) -> None:
+    """Raise when a column of H·Z is not finite (one host transfer per phase, after its last product)."""
+    finite = torch.isfinite(products).all(dim=0).cpu()
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0, 0])
+        fail(
+            "trace",
+            "finite Hessian-vector products",
+            f"a non-finite one for probe {first + 1} of {finite.numel()}{_PHASES[phase]} "
+            "(the loss or the model produce NaN/inf at this point)",
+            raw=True,
+        )
+
+
 def _blocked(
     op: HessianOperator, Z: torch.Tensor, block_size: int, bar, ckpt: ProductCheckpoint, phase: str
 ) -> torch.Tensor:
@@ -52,6 +69,7 @@ def _blocked(
         ckpt.record(phase, out[:, :end], final=end == m)
         if bar is not None:
             bar.update(end - start)
+    _check_finite(out, phase)
     return out
 
 
@@ -85,6 +103,11 @@ def trace(
         checkpoint, checkpoint_every: save the products computed so far to this file every
             ``checkpoint_every`` data passes; called again with the same arguments, the estimate resumes from it
             and ends with the identical result (:mod:`landscape.hessian._resume`).
+
+    Raises:
+        ValueError: when a Hessian-vector product is not finite (the loss or the model produce NaN/inf at θ);
+            the message names the probe. Checked once per phase (Hutchinson: one, Hutch++: three) after its last
+            product, so the product loop does not synchronize with the device.
 
     Example:
         >>> import torch, torch.nn.functional as F

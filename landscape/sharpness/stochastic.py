@@ -36,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -188,6 +189,24 @@ def check_probe_settings(gamma: float, n_descent: int, n_ascent: int, normalize:
     return gamma, n_descent, n_ascent, normalize
 
 
+def _check_finite_probe(f0: float, f_low: float, f_high: float, n_descent: int, n_ascent: int) -> None:
+    """Raise, naming the point, when a loss of the probe is NaN/inf (the values are on the host already)."""
+    where = [
+        (f0, "at θ_k"),
+        (f_low, f"at θ₋, after {n_descent} normalized descent steps"),
+        (f_high, f"at θ₊, after {n_ascent} normalized ascent steps"),
+    ]
+    for value, point in where:
+        if not math.isfinite(value):
+            fail(
+                "stochastic_probe",
+                "a finite minibatch loss",
+                f"{value} {point} (the loss or the model produce NaN/inf there; a smaller gamma keeps the walk "
+                "closer to θ_k)",
+                raw=True,
+            )
+
+
 def stochastic_probe(
     obj: Objective,
     gamma: float,
@@ -218,6 +237,10 @@ def stochastic_probe(
             per layer; ≈ 2.2 batch gradients per step on the toy CNN on CPU; Linear, Conv1d/2d, eval BatchNorm,
             LayerNorm, GroupNorm), ``"vmap"`` (materialized per-example gradients, any model) or ``"auto"``
             (ghost when every parameterized layer is supported, else vmap). Same result to rounding.
+
+    Raises:
+        ValueError: when f_B(θ_k), f_B(θ₋) or f_B(θ₊) is NaN/inf; the message names the point (checked on the
+            values returned anyway: no extra synchronization).
 
     Returns:
         ``SharpnessResult(kind="stochastic_probe", value=Ŝ, f0=f_B(θ_k), f_high=f_B(θ₊), f_low=f_B(θ₋), ...)``.
@@ -280,14 +303,15 @@ def stochastic_probe(
                 obj.cost.gradients += steps
             obj.cost.forwards += 3
             obj.cost.samples += b * (steps + 3)
-    value = float(out.value)
+    value, f0_value, f_high, f_low = float(out.value), float(f0), float(out.f_high), float(out.f_low)
+    _check_finite_probe(f0_value, f_low, f_high, n_descent, n_ascent)
     cost: Cost = t.cost
     return SharpnessResult(
         kind="stochastic_probe",
         value=value,
-        f0=float(f0),
-        f_high=float(out.f_high),
-        f_low=float(out.f_low),
+        f0=f0_value,
+        f_high=f_high,
+        f_low=f_low,
         point_high=P.clone(out.point_high) if keep_points else None,
         point_low=P.clone(out.point_low) if keep_points else None,
         settings={
