@@ -94,10 +94,16 @@ def check_finite_tensor(name: str, value: torch.Tensor) -> None:
         fail(name, "a finite value", shown, raw=True)
 
 
-def check_params_like(name: str, value: Any, reference: Mapping[str, torch.Tensor]) -> None:
-    """Check ``value`` is a dict with exactly ``reference``'s keys and shapes."""
+def check_params_like(
+    name: str,
+    value: Any,
+    reference: Mapping[str, torch.Tensor],
+    *,
+    keys: str = "the model's trainable parameter names",
+) -> None:
+    """Check ``value`` is a dict with exactly ``reference``'s keys and shapes (``keys`` describes them)."""
     if not isinstance(value, Mapping):
-        fail(name, "a dict[str, Tensor] keyed like the model's trainable parameters", value, exc=TypeError)
+        fail(name, f"a dict[str, Tensor] with {keys}", value, exc=TypeError)
     missing = [k for k in reference if k not in value]
     extra = [k for k in value if k not in reference]
     if missing or extra:
@@ -106,7 +112,7 @@ def check_params_like(name: str, value: Any, reference: Mapping[str, torch.Tenso
             parts.append("missing keys " + ", ".join(map(repr, missing[:5])) + (" ..." if len(missing) > 5 else ""))
         if extra:
             parts.append("extra keys " + ", ".join(map(repr, extra[:5])) + (" ..." if len(extra) > 5 else ""))
-        fail(name, "the model's trainable parameter names", "; ".join(parts), raw=True)
+        fail(name, keys, "; ".join(parts), raw=True)
     for k, ref in reference.items():
         t = value[k]
         if not isinstance(t, torch.Tensor):

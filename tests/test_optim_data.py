@@ -14,6 +14,7 @@ from landscape.optim import NonFiniteLossError, train
 
 from .conftest import tiny_bn_net
 from .test_cli import DATA, MODEL, assert_one_line_error
+from .test_optim_runner import _Kill, _killer
 
 
 def _data(n=40, seed=1):
@@ -33,18 +34,6 @@ class PermSampler(Sampler):
 
     def __len__(self) -> int:
         return self.n
-
-
-class _Kill(Exception):
-    pass
-
-
-def _killer(at):
-    def cb(it, info):
-        if it == at:
-            raise _Kill
-
-    return cb
 
 
 @pytest.mark.parametrize(("method", "opts"), [("sgd", {}), ("salr-sgd", dict(c=2, n_descent=2, n_ascent=2))])

@@ -47,20 +47,7 @@ def prepare_states(
                 "trainable parameters only",
                 raw=True,
             )
-        missing = [k for k in model_state if k not in w]
-        extra = [k for k in w if k not in model_state]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append("missing keys " + ", ".join(map(repr, missing[:5])) + (" ..." if len(missing) > 5 else ""))
-            if extra:
-                parts.append("extra keys " + ", ".join(map(repr, extra[:5])) + (" ..." if len(extra) > 5 else ""))
-            fail(name, "the keys of the model's state_dict (parameters and buffers)", "; ".join(parts), raw=True)
-        for k, ref in state_ref.items():
-            if not isinstance(w[k], torch.Tensor):
-                fail(f"{name}[{k!r}]", "a Tensor", w[k], exc=TypeError)
-            if w[k].shape != ref.shape:
-                fail(f"{name}[{k!r}]", f"shape {tuple(ref.shape)}", f"shape {tuple(w[k].shape)}", raw=True)
+        check_params_like(name, w, model_state, keys="the keys of the model's state_dict (parameters and buffers)")
     weights = prepare_points(obj, [(name, {k: w[k] for k in params}) for name, w in points])
     states = [
         {k: w[k].detach().to(device=ref.device, dtype=ref.dtype).clone() for k, ref in state_ref.items()}
