@@ -100,6 +100,18 @@ def test_trace_resume_equals_uninterrupted(problem, tmp_path, monkeypatch, metho
     assert resumed.cost.hvps == full.cost.hvps - saved
 
 
+def test_truncated_checkpoint_is_a_one_line_error_and_left_alone(problem, tmp_path):
+    model, x, y = problem
+    ckpt = tmp_path / "eig.pt"
+    top_eigenvalues(objective(model, x, y), k=2, checkpoint=ckpt)
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    saved = ckpt.read_bytes()
+    with pytest.raises(ValueError, match=r"^checkpoint: .*eig\.pt.*truncated") as info:
+        top_eigenvalues(objective(model, x, y), k=2, checkpoint=ckpt)
+    assert "\n" not in str(info.value)
+    assert ckpt.read_bytes() == saved
+
+
 def test_foreign_checkpoint_is_refused_and_left_alone(problem, tmp_path):
     model, x, y = problem
     ckpt = tmp_path / "eig.pt"

@@ -114,10 +114,15 @@ def test_density_explicit_grid_sigma_and_plot(problem, tmp_path):
     res = density(objective(model, x, y), n_runs=2, n_iter=10, sigma=0.01, grid=[-1.0, 0.0, 1.0])
     assert res.grid.tolist() == [-1.0, 0.0, 1.0] and res.sigma == 0.01
     res = density(objective(model, x, y), n_runs=2, n_iter=10)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for name in ("d.png", "d.html"):  # links planted at the outputs are replaced, their target untouched
+        (tmp_path / name).symlink_to(victim)
     fig = res.plot(path=str(tmp_path / "d.png"))
     assert (tmp_path / "d.png").stat().st_size > 1000 and fig is not None
     res.plot(backend="plotly", path=str(tmp_path / "d.html"))
     assert "cdn.plot.ly" not in (tmp_path / "d.html").read_text()[:2000]
+    assert victim.read_text() == "precious" and not (tmp_path / "d.png").is_symlink()
     back = DensityResult.load(res.save(tmp_path / "dens"))
     assert torch.equal(back.density, res.density) and back.cost.hvps == res.cost.hvps
 

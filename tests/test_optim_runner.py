@@ -236,7 +236,10 @@ def test_history_plot_plotly(tmp_path):
     html = (tmp_path / "h.html").read_text()
     assert "<html>" in html[:100] and "plotly" in html
     png = tmp_path / "h.png"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    png.symlink_to(victim)  # replaced, its target untouched
     res.plot(path=png)
-    assert png.stat().st_size > 0
+    assert png.stat().st_size > 0 and not png.is_symlink() and victim.read_text() == "precious"
     with pytest.raises(ValueError, match="backend: expected one of 'matplotlib', 'plotly', got 'bokeh'"):
         res.plot(backend="bokeh")

@@ -86,7 +86,9 @@ class SpectrumCheckpoint:
         if not self.exists:
             return None
         assert self.path is not None
-        state = torch.load(self.path, weights_only=True, map_location="cpu")
+        from ..checkpoint import load_weights_only  # one-line errors for truncated or foreign files
+
+        state = load_weights_only(self.path, map_location="cpu", what="checkpoint")
         if not isinstance(state, dict) or state.get("fingerprint") != self.fingerprint:
             saved = state.get("parts") if isinstance(state, dict) else None
             differs = "by another computation"

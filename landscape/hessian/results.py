@@ -118,7 +118,10 @@ class DensityResult(Result):
             fig = go.Figure(go.Scatter(x=x, y=y, mode="lines", **kw))
             fig.update_layout(xaxis_title="eigenvalue", yaxis_title="density", yaxis_type="log" if log else None)
             if path is not None:
-                fig.write_html(path, include_plotlyjs=True)
+                from ..results import atomic_output  # a link planted at ``path`` is replaced, not written through
+
+                with atomic_output(path) as tmp:
+                    fig.write_html(str(tmp), include_plotlyjs=True)
             return fig
         if backend != "matplotlib":
             raise ValueError(f"backend: expected one of 'matplotlib', 'plotly', got {backend!r}")
@@ -139,5 +142,8 @@ class DensityResult(Result):
         ax.set_xlabel("eigenvalue")
         ax.set_ylabel("density")
         if path is not None:
-            fig.savefig(path, bbox_inches="tight")
+            from ..results import atomic_output
+
+            with atomic_output(path) as tmp:
+                fig.savefig(tmp, bbox_inches="tight")
         return fig

@@ -82,7 +82,10 @@ class TrainResult(Result):
             a.set_title(k)
         fig.tight_layout()
         if path is not None:
-            fig.savefig(path)
+            from ..results import atomic_output  # a link planted at ``path`` is replaced, not written through
+
+            with atomic_output(path) as tmp:
+                fig.savefig(tmp)
         return fig
 
     def _plotly(self, keys: list[str], path):
