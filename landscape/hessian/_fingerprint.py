@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._digest import feed, fingerprint
 from ..objective import Objective
-from ..surface.store import _feed, fingerprint
 
 __all__ = ["PART_NAMES", "callable_identity", "checkpoint_parts", "data_digest"]
 
@@ -89,7 +89,7 @@ def data_digest(obj: Objective) -> str:
     h = hashlib.sha256()
     n = 0
     for x, y in obj._iter_batches():
-        _feed(h, [x, y])
+        feed(h, [x, y])
         n += 1
     h.update(f"batches={n}".encode())
     return h.hexdigest()

@@ -27,8 +27,8 @@ from typing import Any
 import torch
 
 from .._checks import check_int, fail
+from .._digest import fingerprint
 from ..results import atomic_write_bytes
-from ..surface.store import fingerprint
 from ._fingerprint import PART_NAMES, checkpoint_parts
 from .hvp import HessianOperator
 from .lanczos import LanczosRuns

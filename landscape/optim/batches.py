@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 
 from .._checks import fail
+from .._digest import fingerprint
 from ..results import atomic_write_bytes
 
 __all__ = ["LoaderSource", "Stream", "TensorSource", "digest", "pair", "save_checkpoint"]
@@ -58,12 +58,7 @@ def is_loader(data: Any) -> bool:
 
 def digest(*tensors: torch.Tensor) -> str:
     """SHA-256 of the tensors' shapes, dtypes and bytes (copied to the CPU; one host synchronization)."""
-    h = hashlib.sha256()
-    for t in tensors:
-        t = t.detach().cpu().contiguous()
-        h.update(f"{tuple(t.shape)}|{t.dtype}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:16]
+    return fingerprint(tensors=list(tensors))[:16]
 
 
 def _to(t: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

@@ -19,55 +19,22 @@ settings; a store made with different arguments is refused.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from .._checks import fail
+from .._digest import fingerprint
 from ..results import atomic_write_bytes
 
 __all__ = ["SurfaceStore", "fingerprint"]
 
 _FORMAT = "landscape.surface.store/1"
-
-
-def _feed(h: Any, value: Any) -> None:
-    if isinstance(value, torch.Tensor):
-        t = value.detach().cpu().contiguous()
-        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    elif isinstance(value, np.ndarray):
-        a = np.ascontiguousarray(value)
-        h.update(f"A{a.dtype}{a.shape}".encode())
-        h.update(a.tobytes())
-    elif isinstance(value, Mapping):
-        h.update(b"{")
-        for k in sorted(value, key=str):
-            h.update(repr(k).encode())
-            _feed(h, value[k])
-        h.update(b"}")
-    elif isinstance(value, (list, tuple)):
-        h.update(b"[")
-        for v in value:
-            _feed(h, v)
-        h.update(b"]")
-    else:
-        h.update(repr(value).encode())
-
-
-def fingerprint(**parts: Any) -> str:
-    """SHA-256 (hex) of nested tensors, arrays, dicts, lists and plain values (order of dict keys ignored)."""
-    h = hashlib.sha256()
-    _feed(h, parts)
-    return h.hexdigest()
 
 
 class SurfaceStore:
