@@ -215,7 +215,8 @@ class LoaderSource:
         x = y = None
         for _ in range(int(s["pos"])):
             try:
-                x, y = (lambda b: (b[0], b[1]))(next(self.it))
+                batch = next(self.it)
+                x, y = batch[0], batch[1]
             except StopIteration:
                 x = None
                 break
