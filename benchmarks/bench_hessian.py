@@ -1,4 +1,4 @@
-"""Hessian spectra: landscape.hessian vs PyHessian 0.1, side by side in one run.
+"""Hessian spectra: basinscope.hessian vs PyHessian 0.1, side by side in one run.
 
 ResNet-20 (He et al. 2016, CIFAR variant: 3 stages × 3 BasicBlocks, 16/32/64 channels, ~0.27M parameters) on
 random CIFAR-shaped data (batch 128), CPU. Parts (``--parts``, comma separated):
@@ -14,7 +14,7 @@ Machine speed drifts on shared hosts, so every comparison is interleaved: ours, 
 (PyHessian, ours); each ratio divides a PyHessian time by the mean of the two runs of ours around it, and the
 reported speedup is the median ratio. HVP variants are timed in alternating rounds and reported as medians.
 
-Run: ``flock /tmp/landscape-bench.lock /work/venv/bin/python benchmarks/bench_hessian.py --parts hvp,one,four``
+Run: ``flock /tmp/basinscope-bench.lock /work/venv/bin/python benchmarks/bench_hessian.py --parts hvp,one,four``
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.hessian import density, top_eigenvalues, trace
-from landscape.hessian.hvp import HessianOperator
-from landscape.objective import Objective
+from basinscope.hessian import density, top_eigenvalues, trace
+from basinscope.hessian.hvp import HessianOperator
+from basinscope.objective import Objective
 
 
 class BasicBlock(nn.Module):

@@ -1,4 +1,4 @@
-"""Peak memory of top-k Hessian eigenvalues: landscape.hessian vs PyHessian 0.1, in bytes per parameter.
+"""Peak memory of top-k Hessian eigenvalues: basinscope.hessian vs PyHessian 0.1, in bytes per parameter.
 
 ResNet-20 of ``bench_hessian.py`` (272,474 parameters, float32, CPU) on one batch of ``--batch`` CIFAR-shaped
 inputs (default 16: the memory compared here is per parameter and does not grow with the batch, while the
@@ -22,7 +22,7 @@ and, with ``--old PATH`` (a copy of the package before the basis was grown lazil
 ``git archive 9bd3548 landscape | tar -x -C PATH``), ``top{1,5}_old``, the preallocated float64 basis.
 ``fingerprint_ours`` times the checkpoint's data digest against one product.
 
-Run: ``flock /tmp/landscape-bench.lock python benchmarks/bench_hessian_memory.py --reps 3 [--old PATH]``
+Run: ``flock /tmp/basinscope-bench.lock python benchmarks/bench_hessian_memory.py --reps 3 [--old PATH]``
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def run_case(case: str, threads: int, batch: int) -> dict:
     sys.path.insert(0, str(HERE))
     from bench_hessian import make_problem
 
-    from landscape.objective import Objective
+    from basinscope.objective import Objective
 
     model, batches = make_problem(1, batch=batch)
     x, y = batches[0]
@@ -72,7 +72,7 @@ def run_case(case: str, threads: int, batch: int) -> dict:
     what, _, lib = case.partition("_")  # hvp | top1 | top5 | fingerprint; ours | ours_f64 | old | pyhessian
     recorded: list = []
     if lib.startswith("ours"):
-        from landscape.hessian import LanczosRuns, eigen
+        from basinscope.hessian import LanczosRuns, eigen
 
         class Recording(LanczosRuns):
             def __init__(self, *a, **kw):
@@ -93,13 +93,13 @@ def run_case(case: str, threads: int, batch: int) -> dict:
     _reset_peak()
     t0 = time.perf_counter()
     if what == "hvp" and lib != "pyhessian":
-        from landscape.hessian import HessianOperator
+        from basinscope.hessian import HessianOperator
 
         op = HessianOperator(obj)
         op.matmat(op.random(1, 0))
         op.release()
     elif what.startswith("top") and lib != "pyhessian":
-        from landscape.hessian import top_eigenvalues
+        from basinscope.hessian import top_eigenvalues
 
         kw = {"basis_dtype": torch.float64} if lib == "ours_f64" else {}
         res = top_eigenvalues(obj, k=int(what[3:]), **kw)
@@ -116,8 +116,8 @@ def run_case(case: str, threads: int, batch: int) -> dict:
         values, _ = h.eigenvalues(maxIter=100, tol=1e-3, top_n=int(what[3:]))
         out.update(eigenvalues=values)
     elif what == "fingerprint":
-        from landscape.hessian import HessianOperator
-        from landscape.hessian._fingerprint import data_digest
+        from basinscope.hessian import HessianOperator
+        from basinscope.hessian._fingerprint import data_digest
 
         op = HessianOperator(obj)
         v = op.random(1, 0)

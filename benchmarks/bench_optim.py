@@ -1,6 +1,6 @@
 """Side-by-side timings of the reference optimizers and the SALR probe (run by hand, not a test).
 
-    flock /tmp/landscape-bench.lock /work/venv/bin/python benchmarks/bench_optim.py [--reps 5]
+    flock /tmp/basinscope-bench.lock /work/venv/bin/python benchmarks/bench_optim.py [--reps 5]
 
 Toy CNN (``build_model("toy_cnn")``), batch 128 of random CIFAR-shaped data, float32, CPU:
 
@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from torch.optim.swa_utils import AveragedModel
 
-from landscape import params as P
-from landscape.models import build_model
-from landscape.optim import SAM, SGD, SGDSALR, WeightAverager
-from landscape.sharpness.stochastic import probe_kernel
+from basinscope import params as P
+from basinscope.models import build_model
+from basinscope.optim import SAM, SGD, SGDSALR, WeightAverager
+from basinscope.sharpness.stochastic import probe_kernel
 
 
 def rounds(fns: dict, reps: int) -> dict[str, list[float]]:

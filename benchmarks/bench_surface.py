@@ -1,4 +1,4 @@
-"""Loss surfaces: landscape.surface.plane vs the bare forward-pass limit vs a naive state_dict loop; 1 vs 2
+"""Loss surfaces: basinscope.surface.plane vs the bare forward-pass limit vs a naive state_dict loop; 1 vs 2
 torchrun processes.
 
 Problem: a 21×21 plane through three points of the toy CNN (``build_model("toy_cnn")``, ~1.1M parameters) on
@@ -7,14 +7,14 @@ process, side by side, same number of points:
 
 * ``limit``  the model's own forward pass over the data at every point, weights already in the model (what
              no implementation can beat: zero cost to move between points, no loss, no argmax);
-* ``ours``   ``landscape.surface.plane`` (foreach writes into one reusable parameter dict, functional_call,
+* ``ours``   ``basinscope.surface.plane`` (foreach writes into one reusable parameter dict, functional_call,
              device tensors collected and synced once per checkpoint);
 * ``naive``  a loop that builds a state_dict per point and loads it into the model (the loss-landscapes way).
 
 Then the same ``plane`` in fresh processes: 1 process × 1 thread, 1 process × 2 threads, and
 ``torchrun --standalone --nproc_per_node=2`` with 1 thread per process.
 
-Run: ``flock /tmp/landscape-bench.lock /work/venv/bin/python benchmarks/bench_surface.py``
+Run: ``flock /tmp/basinscope-bench.lock /work/venv/bin/python benchmarks/bench_surface.py``
 (``--resolution 11`` for a quick look).
 """
 
@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def problem(n_images: int = 1000, batch: int = 500):
-    from landscape.models import build_model
-    from landscape.objective import Objective
+    from basinscope.models import build_model
+    from basinscope.objective import Objective
 
     torch.manual_seed(0)
     model = build_model("toy_cnn").eval()
@@ -52,7 +52,7 @@ def problem(n_images: int = 1000, batch: int = 500):
 
 
 def run_ours(resolution: int) -> dict:
-    from landscape.surface import plane, shutdown
+    from basinscope.surface import plane, shutdown
 
     _, obj, _, w1, w2, w3 = problem()
     t0 = time.perf_counter()
@@ -78,7 +78,7 @@ def run_limit(n_points: int) -> float:
 def run_naive(resolution: int) -> tuple[float, int]:
     import numpy as np
 
-    from landscape.surface.plane import plane_basis
+    from basinscope.surface.plane import plane_basis
 
     model, _obj, batches, w1, w2, w3 = problem()
     u, v, pc = plane_basis(w1, w2, w3)

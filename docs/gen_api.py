@@ -21,23 +21,23 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "api.md"
 
 MODULES = [
-    ("Foundation", ["landscape.objective", "landscape.params", "landscape.results"]),
-    ("Sharpness", ["landscape.sharpness"]),
-    ("Hessian spectra", ["landscape.hessian"]),
-    ("Loss surfaces", ["landscape.surface"]),
-    ("Optimizers", ["landscape.optim"]),
-    ("1-D toy demos", ["landscape.toy"]),
-    ("Models and data", ["landscape.models", "landscape.data"]),
+    ("Foundation", ["basinscope.objective", "basinscope.params", "basinscope.results"]),
+    ("Sharpness", ["basinscope.sharpness"]),
+    ("Hessian spectra", ["basinscope.hessian"]),
+    ("Loss surfaces", ["basinscope.surface"]),
+    ("Optimizers", ["basinscope.optim"]),
+    ("1-D toy demos", ["basinscope.toy"]),
+    ("Models and data", ["basinscope.models", "basinscope.data"]),
     (
         "Checkpoints, reports, command line",
         [
-            "landscape.checkpoint",
-            "landscape.specs",
-            "landscape.report",
-            "landscape.demo",
-            "landscape.diagnose",
-            "landscape.workflows",
-            "landscape.cli",
+            "basinscope.checkpoint",
+            "basinscope.specs",
+            "basinscope.report",
+            "basinscope.demo",
+            "basinscope.diagnose",
+            "basinscope.workflows",
+            "basinscope.cli",
         ],
     ),
 ]
@@ -134,7 +134,7 @@ def _cli_reference() -> list[str]:
     import os
 
     os.environ["COLUMNS"] = "100"
-    from landscape.cli import main as cli_main
+    from basinscope.cli import main as cli_main
 
     commands = [
         [],
@@ -150,7 +150,7 @@ def _cli_reference() -> list[str]:
     lines = [
         "# Command-line reference",
         "",
-        "The `--help` of every `landscape` command (see also [Command line](cli.md)).",
+        "The `--help` of every `basinscope` command (see also [Command line](cli.md)).",
         "",
     ]
     for argv in commands:
@@ -158,7 +158,7 @@ def _cli_reference() -> list[str]:
         with contextlib.redirect_stdout(buf):
             cli_main([*argv, "--help"])
         lines += [
-            "## `" + " ".join(["landscape", *argv]) + "`",
+            "## `" + " ".join(["basinscope", *argv]) + "`",
             "",
             "```text",
             buf.getvalue().rstrip(),

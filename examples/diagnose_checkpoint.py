@@ -4,10 +4,10 @@
     python examples/diagnose_checkpoint.py --out diag                             # trains a small model first
     python examples/diagnose_checkpoint.py --quick --out diag                     # seconds, for tests
 
-Without a checkpoint the script trains the MNIST-1D CNN briefly with SGD (``landscape.optim.train``),
-saves it with ``landscape.checkpoint.save_checkpoint`` and diagnoses that file, the way you would diagnose your
+Without a checkpoint the script trains the MNIST-1D CNN briefly with SGD (``basinscope.optim.train``),
+saves it with ``basinscope.checkpoint.save_checkpoint`` and diagnoses that file, the way you would diagnose your
 own. The checkpoint is loaded weights-only (a file that needs pickled code is refused without running it).
-The same as a command: ``landscape diagnose model.pt --model cnn1d --data mnist1d --out diag``.
+The same as a command: ``basinscope diagnose model.pt --model cnn1d --data mnist1d --out diag``.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from landscape.checkpoint import load_into, save_checkpoint
-from landscape.data import mnist1d
-from landscape.diagnose import diagnose, write_diagnosis
-from landscape.models import build_model
-from landscape.optim import train
+from basinscope.checkpoint import load_into, save_checkpoint
+from basinscope.data import mnist1d
+from basinscope.diagnose import diagnose, write_diagnosis
+from basinscope.models import build_model
+from basinscope.optim import train
 
 
 def train_small(path: Path, *, model: str, iterations: int, seed: int, progress: bool) -> Path:

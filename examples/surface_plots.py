@@ -1,6 +1,6 @@
 """Loss-surface plots for a small network trained on MNIST-1D.
 
-Trains the ``mlp`` of :mod:`landscape.models` (40-100-100-10) with SGD at a constant learning rate, keeps three
+Trains the ``mlp`` of :mod:`basinscope.models` (40-100-100-10) with SGD at a constant learning rate, keeps three
 snapshots from the end of training (as SWA collects its samples) and draws
 
 1. the test-error surface on the plane through the three snapshots, with their average (the SWA solution)
@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from landscape.data import mnist1d
-from landscape.models import build_model
-from landscape.objective import Objective
-from landscape.surface import line, plane, random_plane
+from basinscope.data import mnist1d
+from basinscope.models import build_model
+from basinscope.objective import Objective
+from basinscope.surface import line, plane, random_plane
 
 
 def train_snapshots(epochs: int, n_train: int, seed: int = 0):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landscape.toy import escape_demo, salr_trace, sharp_flat, sharpness_profile
+from basinscope.toy import escape_demo, salr_trace, sharp_flat, sharpness_profile
 
 
 def main(argv: list[str] | None = None) -> dict[str, Path]:

@@ -1,7 +1,7 @@
 """Run by tests/test_surface_store.py under ``torchrun --standalone --nproc_per_node=2``.
 
 Builds the deterministic problem of :func:`problem`, evaluates a plane and a line (split across the ranks
-by landscape.surface.distributed), and rank 0 saves both results to ``argv[1]`` (a directory).
+by basinscope.surface.distributed), and rank 0 saves both results to ``argv[1]`` (a directory).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.objective import Objective
+from basinscope.objective import Objective
 
 
 def problem():
@@ -31,7 +31,7 @@ def problem():
 
 
 def main(out: str, store: str | None = None) -> None:
-    from landscape.surface import line, plane, shutdown
+    from basinscope.surface import line, plane, shutdown
 
     obj, test, w1, w2, w3 = problem()
     s = plane(obj, w1, w2, w3, test=test, resolution=6, progress=False, store=store, checkpoint_every=0)

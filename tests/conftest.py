@@ -14,8 +14,8 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Never write into the user's cache directory from tests (data sets are cached per session)."""
-    cache = tmp_path_factory.getbasetemp() / "landscape-cache"
-    monkeypatch.setenv("LANDSCAPE_CACHE", str(cache))
+    cache = tmp_path_factory.getbasetemp() / "basinscope-cache"
+    monkeypatch.setenv("BASINSCOPE_CACHE", str(cache))
 
 
 def tiny_bn_net(seed: int = 0, dropout: float = 0.0) -> nn.Module:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.checkpoint import load_checkpoint_meta, load_into, load_params, load_state_dict, save_checkpoint
+from basinscope.checkpoint import load_checkpoint_meta, load_into, load_params, load_state_dict, save_checkpoint
 
 
 def _net(seed: int = 0) -> nn.Module:

@@ -1,4 +1,4 @@
-"""The ``landscape`` command line, called in-process (``landscape.cli.main``) and once as the installed script."""
+"""The ``basinscope`` command line, called in-process (``basinscope.cli.main``) and once as the installed script."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.cli import main
+from basinscope.cli import main
 
 SUBCOMMANDS = [
     ["demo"],
@@ -79,7 +79,7 @@ def assert_one_line_error(code: int, err: str, pattern: str) -> None:
     lines = [ln.rsplit("\r", 1)[-1].strip() for ln in err.split("\n")]
     lines = [ln for ln in lines if ln]
     assert len(lines) == 1, err
-    assert lines[0].startswith("landscape: error: "), err
+    assert lines[0].startswith("basinscope: error: "), err
     assert re.search(pattern, lines[0]), lines[0]
     assert "Traceback" not in err
 
@@ -96,17 +96,17 @@ def test_top_level_help(capsys):
 def test_subcommand_help(capsys, argv):
     code, out, _ = run(capsys, *argv, "--help")
     assert code == 0
-    assert out.startswith("usage: landscape " + " ".join(argv))
+    assert out.startswith("usage: basinscope " + " ".join(argv))
 
 
 def test_no_command_prints_help_and_fails(capsys):
     code, _, err = run(capsys)
-    assert code == 2 and "usage: landscape" in err
+    assert code == 2 and "usage: basinscope" in err
 
 
 def test_version(capsys):
     code, out, _ = run(capsys, "--version")
-    assert code == 0 and out.startswith("landscape ")
+    assert code == 0 and out.startswith("basinscope ")
 
 
 # ---------------------------------------------------------------------------------------------- bad input
@@ -207,7 +207,7 @@ def test_diagnose_mismatched_checkpoint(capsys, tmp_path):
 
 
 def test_diagnose_model_that_does_not_fit_the_data(capsys, tmp_path):
-    from landscape.models import build_model
+    from basinscope.models import build_model
 
     ckpt = tmp_path / "cnn.pt"
     torch.save(build_model("toy_cnn").state_dict(), ckpt)
@@ -289,7 +289,7 @@ def test_diagnose_end_to_end_json(capsys, tmp_path, monkeypatch):
     assert metrics["train"]["samples"] == 96 and metrics["test"]["samples"] == 48
     assert (out / "report.html").is_file() and (out / "metrics.json").is_file()
     assert json.loads((out / "metrics.json").read_text())["sharpness"]["phi"] == metrics["sharpness"]["phi"]
-    from landscape.report import referenced_paths
+    from basinscope.report import referenced_paths
 
     refs = referenced_paths(out / "report.html")
     assert any(r.endswith("density.png") for r in refs)
@@ -298,7 +298,7 @@ def test_diagnose_end_to_end_json(capsys, tmp_path, monkeypatch):
 
 def test_diagnose_matches_python_api(capsys, tmp_path):
     """The CLI's numbers are those of the Python API on the same model and data."""
-    from landscape.diagnose import diagnose
+    from basinscope.diagnose import diagnose
 
     ckpt = _save_net(tmp_path / "c.pt")
     code, stdout, _ = run(
@@ -386,7 +386,7 @@ def test_surface_line_and_random(capsys, tmp_path):
     )
     assert code == 0, err
     assert json.loads(stdout)["summary"]["labels"][:3] == ["a", "b", "c"]
-    from landscape.surface import Surface2D
+    from basinscope.surface import Surface2D
 
     plane = Surface2D.load(out3 / "surface")
     assert plane.test_error is not None and np.isfinite(plane.train_loss).all()
@@ -422,7 +422,7 @@ def test_train_writes_final_weights_and_history(capsys, tmp_path, method):
     summary = json.loads(stdout)
     assert summary["method"] == method and 0 < summary["gradient_calls"] <= 30
     assert 0 <= summary["test"]["accuracy"] <= 1
-    from landscape.checkpoint import load_into
+    from basinscope.checkpoint import load_into
 
     net = load_into(make_net(), out / "final.pt")
     assert not torch.equal(net[0].weight, make_net()[0].weight)  # trained
@@ -432,8 +432,8 @@ def test_train_writes_final_weights_and_history(capsys, tmp_path, method):
 
 def test_train_resume_equals_uninterrupted(capsys, tmp_path):
     """A run stopped mid-way (here by a callback raising) and resumed with --resume ends with the same weights."""
-    from landscape.checkpoint import load_state_dict
-    from landscape.optim import train
+    from basinscope.checkpoint import load_state_dict
+    from basinscope.optim import train
 
     args = ["salr-sgd", *TRAIN, "--checkpoint-every", "2", "--opt", "c=2,n_descent=2,n_ascent=2"]
     assert run(capsys, "train", *args, "--out", str(tmp_path / "full"))[0] == 0
@@ -483,7 +483,7 @@ def test_train_swa_streams_samples_usable_by_surface(capsys, tmp_path):
     n = len(summary["samples"]["samples"])
     assert n >= 3 and summary["samples"]["rounds"] == ["round_0.pt", "round_1.pt"]
     assert names == ["round_0.pt", "round_1.pt"] + [f"sample_{i:05d}.pt" for i in range(n)]
-    from landscape.checkpoint import load_state_dict
+    from basinscope.checkpoint import load_state_dict
 
     # the last round's average is the final model's weights
     final, last = load_state_dict(out / "final.pt"), load_state_dict(samples / "round_1.pt")
@@ -530,15 +530,15 @@ def test_toy_salr(capsys, tmp_path):
 # ---------------------------------------------------------------------------------------------- installed script
 def _console_script() -> str | None:
     """The installed script: beside the running interpreter (a venv used without activation) or on PATH."""
-    beside = Path(sys.executable).parent / "landscape"
-    return str(beside) if beside.is_file() else shutil.which("landscape")
+    beside = Path(sys.executable).parent / "basinscope"
+    return str(beside) if beside.is_file() else shutil.which("basinscope")
 
 
-@pytest.mark.skipif(_console_script() is None, reason="the console script 'landscape' is not installed")
+@pytest.mark.skipif(_console_script() is None, reason="the console script 'basinscope' is not installed")
 def test_installed_console_script(tmp_path):
     exe = _console_script()
     proc = subprocess.run([exe, "toy", "--help"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "usage: landscape toy" in proc.stdout
+    assert proc.returncode == 0 and "usage: basinscope toy" in proc.stdout
     proc = subprocess.run(
         [exe, "diagnose", str(tmp_path / "none.pt"), "--model", "mlp", "--data", "mnist1d"],
         capture_output=True,
@@ -546,15 +546,15 @@ def test_installed_console_script(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("landscape: error: checkpoint: expected an existing file")
+    assert proc.stderr.strip().startswith("basinscope: error: checkpoint: expected an existing file")
     assert "Traceback" not in proc.stderr
 
 
 def test_module_entry_point():
     proc = subprocess.run(
-        [sys.executable, "-m", "landscape.cli", "surface", "--help"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "basinscope.cli", "surface", "--help"], capture_output=True, text=True, timeout=120
     )
-    assert proc.returncode == 0 and "usage: landscape surface" in proc.stdout
+    assert proc.returncode == 0 and "usage: basinscope surface" in proc.stdout
 
 
 # ---------------------------------------------------------------------------------------------- robustness
@@ -588,7 +588,8 @@ def test_device_cuda_without_cuda_is_a_one_line_usage_error(capsys, tmp_path, co
     assert_one_line_error(
         code,
         err,
-        r"^landscape: error: --device: cuda is not available on this machine \(torch.cuda.is_available\(\) is False\)$",
+        r"^basinscope: error: --device: cuda is not available on this machine "
+        r"\(torch.cuda.is_available\(\) is False\)$",
     )
     assert not (tmp_path / "o").exists()
 
@@ -619,7 +620,9 @@ def test_unexpected_error_is_one_line_with_a_debug_hint(capsys, tmp_path):
     a = _save_net(tmp_path / "a.pt")
     code, _, err = run(capsys, "diagnose", a, "--model", "tests.test_cli:make_net_raising", "--data", DATA)
     assert code == 1
-    assert_one_line_error(code, err, r"KeyError: 'lookup inside the factory' \(set LANDSCAPE_DEBUG=1 for a traceback\)")
+    assert_one_line_error(
+        code, err, r"KeyError: 'lookup inside the factory' \(set BASINSCOPE_DEBUG=1 for a traceback\)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -697,7 +700,7 @@ def test_diagnose_progress_bar_over_stages_on_stderr(capsys, tmp_path, progress)
 
 
 def test_surface_line_through_full_batchnorm_checkpoints_interpolates_the_statistics(capsys, tmp_path):
-    from landscape.surface import Surface1D
+    from basinscope.surface import Surface1D
 
     g = torch.Generator().manual_seed(3)
     states = []
@@ -769,8 +772,8 @@ def test_outputs_replace_planted_symlinks_without_writing_their_targets(capsys, 
 
 
 def test_demo_threads_reach_the_run_settings(monkeypatch, capsys, tmp_path):
-    """``landscape demo --threads N`` becomes the run's thread setting (the run sets threads from its config)."""
-    import landscape.demo
+    """``basinscope demo --threads N`` becomes the run's thread setting (the run sets threads from its config)."""
+    import basinscope.demo
 
     seen = {}
 
@@ -778,9 +781,9 @@ def test_demo_threads_reach_the_run_settings(monkeypatch, capsys, tmp_path):
         seen.update(kw)
         return {"report": "r", "json": "j"}
 
-    monkeypatch.setattr(landscape.demo, "run_demo", fake_run_demo)
+    monkeypatch.setattr(basinscope.demo, "run_demo", fake_run_demo)
     assert main(["demo", "--quick", "--threads", "2", "--out", str(tmp_path), "--no-progress"]) == 0
-    from landscape.demo import DemoConfig
+    from basinscope.demo import DemoConfig
 
     assert seen["config"].threads == 2
     assert seen["config"].case2_iterations == DemoConfig.quick().case2_iterations

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import data as ld
-from landscape.data import TensorSplits, cifar, fit_standardization, mnist1d, standardize, train_test_split
+from basinscope import data as ld
+from basinscope.data import TensorSplits, cifar, fit_standardization, mnist1d, standardize, train_test_split
 
 # ------------------------------------------------------------------------------------------------ MNIST-1D
 
@@ -59,7 +59,7 @@ def test_mnist1d_end_to_end_with_the_real_generator(reference):
 
 
 def test_mnist1d_shapes_and_cache_reuse(tmp_path, monkeypatch, fake_make_dataset, reference):
-    monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("BASINSCOPE_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)  # anything written into cwd would show up here
 
     first = mnist1d(standardize=False, dtype=torch.float64)
@@ -123,14 +123,14 @@ def test_mnist1d_unwritable_cache_warns_and_still_returns(tmp_path, fake_make_da
 
 
 def test_default_cache_dir_resolution(monkeypatch, tmp_path):
-    monkeypatch.setenv("LANDSCAPE_CACHE", str(tmp_path / "a"))
+    monkeypatch.setenv("BASINSCOPE_CACHE", str(tmp_path / "a"))
     assert ld.default_cache_dir() == tmp_path / "a"
-    monkeypatch.delenv("LANDSCAPE_CACHE")
+    monkeypatch.delenv("BASINSCOPE_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert ld.default_cache_dir() == tmp_path / "xdg" / "landscape"
+    assert ld.default_cache_dir() == tmp_path / "xdg" / "basinscope"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert ld.default_cache_dir() == tmp_path / "home" / ".cache" / "landscape"
+    assert ld.default_cache_dir() == tmp_path / "home" / ".cache" / "basinscope"
 
 
 @pytest.mark.parametrize(

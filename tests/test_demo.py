@@ -1,4 +1,4 @@
-"""``landscape demo --quick`` end to end: report and JSON present, numbers finite, figures exist, HTML renders."""
+"""``basinscope demo --quick`` end to end: report and JSON present, numbers finite, figures exist, HTML renders."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from landscape.cli import main
-from landscape.report import referenced_paths
+from basinscope.cli import main
+from basinscope.report import referenced_paths
 
 SOLUTION_METRICS = ("test_accuracy", "phi", "S", "S_hat", "lambda_max", "trace")
 
@@ -27,15 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _readme_demo_command() -> list[str]:
-    """The README's first command, from ``landscape demo`` on, as argv (its relative ``--out`` kept)."""
+    """The README's first command, from ``basinscope demo`` on, as argv (its relative ``--out`` kept)."""
     section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Two commands", 1)[1]
     first = re.findall(r"```bash\n(.*?)\n```", section, flags=re.S)[0]
-    demo = next(part.strip() for part in first.split("&&") if "landscape demo" in part)
+    demo = next(part.strip() for part in first.split("&&") if "basinscope demo" in part)
     argv = shlex.split(demo)
-    assert argv[0].endswith("landscape") and argv[1] == "demo", demo
+    assert argv[0].endswith("basinscope") and argv[1] == "demo", demo
     assert "--out" in argv and not Path(argv[argv.index("--out") + 1]).is_absolute(), demo
-    beside = Path(sys.executable).parent / "landscape"
-    exe = [str(beside)] if beside.exists() else [sys.executable, "-m", "landscape.cli"]
+    beside = Path(sys.executable).parent / "basinscope"
+    exe = [str(beside)] if beside.exists() else [sys.executable, "-m", "basinscope.cli"]
     return [*exe, *argv[1:]]
 
 
@@ -121,7 +121,7 @@ def test_seeds_mean_sd_and_per_seed_accuracies(demo_dir):
 
 def test_same_budget_sgd_baseline_is_the_swa_runs_last_iterate(demo_dir):
     """SGD continued for n iterations at the SWA rate = SWA's last sample (its last iterate), trained once."""
-    from landscape.checkpoint import load_state_dict
+    from basinscope.checkpoint import load_state_dict
 
     doc = json.loads((demo_dir / "results.json").read_text())
     n = doc["config"]["swa_iterations"]

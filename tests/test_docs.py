@@ -28,7 +28,7 @@ def test_api_page_matches_docstrings():
 
 def test_api_page_covers_public_modules():
     text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
-    for name in ("landscape.objective", "landscape.checkpoint", "landscape.cli", "run_demo", "load_state_dict"):
+    for name in ("basinscope.objective", "basinscope.checkpoint", "basinscope.cli", "run_demo", "load_state_dict"):
         assert name in text
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from landscape.report import referenced_paths
+from basinscope.report import referenced_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "diagnose_checkpoint.py"
@@ -34,7 +34,7 @@ def test_quick_mode_trains_and_diagnoses(tmp_path):
 
 
 def test_given_checkpoint_is_diagnosed_and_bad_one_refused(tmp_path):
-    from landscape.models import build_model
+    from basinscope.models import build_model
 
     torch.manual_seed(3)
     good = tmp_path / "given.pt"

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from landscape.hessian import HessianOperator, top_eigenvalues
-from landscape.hessian._second_order import math_attention, second_order_mode
-from landscape.objective import Objective
+from basinscope.hessian import HessianOperator, top_eigenvalues
+from basinscope.hessian._second_order import math_attention, second_order_mode
+from basinscope.objective import Objective
 
 from .conftest import assert_same_state, snapshot
 

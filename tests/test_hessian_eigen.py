@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape.hessian import EigenResult, HessianOperator, LanczosRuns, ritz, select_names, top_eigenvalues
-from landscape.objective import Objective
+from basinscope.hessian import EigenResult, HessianOperator, LanczosRuns, ritz, select_names, top_eigenvalues
+from basinscope.objective import Objective
 
 from .conftest import assert_same_state, snapshot
 from .test_hessian_helpers import data, dense_hessian, objective, tiny_bn_mlp, tiny_mlp
@@ -219,7 +219,7 @@ def test_bad_input_messages(problem, kwargs, exc, match):
 
 
 def test_obj_type_message():
-    with pytest.raises(TypeError, match=r"obj: expected a landscape.Objective, got Linear"):
+    with pytest.raises(TypeError, match=r"obj: expected a basinscope.Objective, got Linear"):
         top_eigenvalues(torch.nn.Linear(2, 2))
 
 

@@ -1,4 +1,4 @@
-"""Tiny float64 problems and their dense Hessians, the independent reference for landscape.hessian tests."""
+"""Tiny float64 problems and their dense Hessians, the independent reference for basinscope.hessian tests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from landscape.objective import Objective
+from basinscope.objective import Objective
 
 
 def tiny_mlp(seed: int = 0) -> nn.Module:

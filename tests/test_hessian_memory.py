@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse.linalg as sla
 import torch
 
-from landscape.hessian import HessianOperator, LanczosRuns, density, eigen, ritz, top_eigenvalues
+from basinscope.hessian import HessianOperator, LanczosRuns, density, eigen, ritz, top_eigenvalues
 
 from .conftest import assert_same_state, snapshot
 from .test_hessian_helpers import data, dense_hessian, objective, tiny_bn_mlp

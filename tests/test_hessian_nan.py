@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape.hessian import HessianOperator, density, top_eigenvalues, trace
-from landscape.objective import Objective
+from basinscope.hessian import HessianOperator, density, top_eigenvalues, trace
+from basinscope.objective import Objective
 
 from .test_hessian_helpers import data, tiny_bn_mlp
 

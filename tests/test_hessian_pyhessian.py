@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape.hessian import density, top_eigenvalues, trace
-from landscape.hessian._pyhessian import torch_eig_shim
-from landscape.objective import Objective
+from basinscope.hessian import density, top_eigenvalues, trace
+from basinscope.hessian._pyhessian import torch_eig_shim
+from basinscope.objective import Objective
 
 from .conftest import assert_same_state, snapshot
 from .test_hessian_helpers import data, dense_hessian, objective, tiny_bn_mlp

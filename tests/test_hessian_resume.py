@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape.hessian import HessianOperator, density, top_eigenvalues, trace
-from landscape.objective import Objective
+from basinscope.hessian import HessianOperator, density, top_eigenvalues, trace
+from basinscope.objective import Objective
 
 from .conftest import assert_same_state, snapshot
 from .test_hessian_helpers import data, objective, tiny_bn_mlp
@@ -201,8 +201,8 @@ def test_checkpoint_of_other_data_loss_or_mode_is_refused(problem, tmp_path, cha
 
 
 def test_loss_identity_is_content_not_address():
-    from landscape.hessian._fingerprint import callable_identity
-    from landscape.surface.store import fingerprint
+    from basinscope.hessian._fingerprint import callable_identity
+    from basinscope.surface.store import fingerprint
 
     def digest(fn):
         return fingerprint(loss=callable_identity(fn))

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.hessian import top_eigenvalues
-from landscape.hessian._second_order import second_order_mode
-from landscape.hessian.hvp import HessianOperator
-from landscape.objective import Objective
+from basinscope.hessian import top_eigenvalues
+from basinscope.hessian._second_order import second_order_mode
+from basinscope.hessian.hvp import HessianOperator
+from basinscope.objective import Objective
 
 
 class Net(nn.Module):

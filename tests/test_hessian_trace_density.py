@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from landscape.hessian import DensityResult, HessianOperator, TraceResult, density, trace
+from basinscope.hessian import DensityResult, HessianOperator, TraceResult, density, trace
 
 from .conftest import assert_same_state, snapshot
 from .test_hessian_helpers import data, dense_hessian, objective, tiny_bn_mlp

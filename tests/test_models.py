@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.models import (
+from basinscope.models import (
     CNN1D,
     MLP,
     VGG,
@@ -277,13 +277,13 @@ def image_data():
 
 
 def _image_defaults():
-    from landscape.specs import resolve_data
+    from basinscope.specs import resolve_data
 
     return resolve_data("tests.test_models:image_data").model_defaults()
 
 
 def test_kwargs_factory_gets_no_data_derived_arguments():
-    from landscape.specs import resolve_model
+    from basinscope.specs import resolve_model
 
     defaults = _image_defaults()
     assert defaults == {"num_classes": 10, "in_channels": 3}
@@ -296,7 +296,7 @@ def test_kwargs_factory_gets_no_data_derived_arguments():
 
 
 def test_factory_naming_the_parameters_receives_them():
-    from landscape.specs import resolve_model
+    from basinscope.specs import resolve_model
 
     RECEIVED.clear()
     model = resolve_model("tests.test_models:named_channels", defaults=_image_defaults())
@@ -307,7 +307,7 @@ def test_factory_naming_the_parameters_receives_them():
 
 
 def test_kwargs_factory_through_the_command_line(capsys, tmp_path):
-    from landscape.cli import main
+    from basinscope.cli import main
 
     ckpt = tmp_path / "r.pt"
     torch.save(resnet18_like(num_classes=10).state_dict(), ckpt)

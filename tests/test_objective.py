@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from landscape import params as P
-from landscape.objective import Cost, Objective
+from basinscope import params as P
+from basinscope.objective import Cost, Objective
 
 from .conftest import assert_same_state, snapshot, tiny_bn_net, tiny_data
 

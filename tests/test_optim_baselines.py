@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape.optim import SAM, EntropySGD
+from basinscope.optim import SAM, EntropySGD
 
 from .conftest import tiny_data
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-from landscape.cli import main
-from landscape.optim import NonFiniteLossError, train
+from basinscope.cli import main
+from basinscope.optim import NonFiniteLossError, train
 
 from .conftest import tiny_bn_net
 from .test_cli import DATA, MODEL, assert_one_line_error

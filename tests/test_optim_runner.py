@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from landscape.optim import METHODS, train
+from basinscope.optim import METHODS, train
 
 from .conftest import tiny_bn_net
 
@@ -160,7 +160,7 @@ def _same_params(a, b):
 
 
 def test_samples_streamed_to_disk_equal_the_in_memory_ones(tmp_path):
-    from landscape.results import ParamFiles
+    from basinscope.results import ParamFiles
 
     x, y = _data()
     opts = dict(budget=48, batch_size=8, progress=False, seed=3, swa_start=0.25, c=2)

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape.objective import Objective
-from landscape.optim import SALR, SGD, SGDSALR, Adam, AdamSALR, EntropySGDSALR, SALRRule
-from landscape.sharpness.stochastic import stochastic_probe
+from basinscope.objective import Objective
+from basinscope.optim import SALR, SGD, SGDSALR, Adam, AdamSALR, EntropySGDSALR, SALRRule
+from basinscope.sharpness.stochastic import stochastic_probe
 
 from .conftest import tiny_bn_net, tiny_data
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from landscape.optim import CHCLR, PreSWALR, chc_lr, pre_swa_lr
+from basinscope.optim import CHCLR, PreSWALR, chc_lr, pre_swa_lr
 
 # total = 20, C_h = 0.05, C_l = 0.01: constant to t = 0.5, linear to t = 0.9, then constant
 PRE = {0: 0.05, 5: 0.05, 10: 0.05, 11: 0.045, 12: 0.04, 14: 0.03, 16: 0.02, 18: 0.01, 19: 0.01, 20: 0.01}

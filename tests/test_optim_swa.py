@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, update_bn
 
-from landscape.optim import WeightAverager, chc_lr, dswa, recompute_bn_, swa, swa_rounds, tswa
+from basinscope.optim import WeightAverager, chc_lr, dswa, recompute_bn_, swa, swa_rounds, tswa
 
 from .conftest import tiny_bn_net
 
@@ -164,8 +164,8 @@ def test_surfaces_through_swa_points_warn_without_bn_data_for_batchnorm_models()
 
     import torch.nn.functional as F
 
-    from landscape import Objective
-    from landscape.surface import line, plane
+    from basinscope import Objective
+    from basinscope.surface import line, plane
 
     from .conftest import tiny_bn_net, tiny_data
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import params as P
+from basinscope import params as P
 
 
 def _vec(seed: int) -> P.Params:

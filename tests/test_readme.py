@@ -21,7 +21,7 @@ def test_two_setup_commands_and_ci_uses_the_test_command():
     section = README.split("## Two commands", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"```bash\n(.*?)\n```", section, flags=re.S)
     assert len(commands) == 2
-    assert "landscape demo" in commands[0]
+    assert "basinscope demo" in commands[0]
     assert "pytest" in commands[1]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "<!-- test-command -->" in ci and "README.md" in ci

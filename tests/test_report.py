@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from landscape.objective import Cost
-from landscape.report import Report, dumps, format_number, jsonable, referenced_paths, write_json
+from basinscope.objective import Cost
+from basinscope.report import Report, dumps, format_number, jsonable, referenced_paths, write_json
 
 
 def test_jsonable_handles_non_finite_and_containers():
@@ -133,7 +133,7 @@ def test_relative_out_dir_from_another_working_directory(tmp_path, monkeypatch):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from landscape.report import Report
+    from basinscope.report import Report
 
     monkeypatch.chdir(tmp_path)
     rep = Report("t", "out")

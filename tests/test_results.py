@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from landscape._checks import check_int, check_positive
-from landscape.objective import Cost
-from landscape.results import Result
+from basinscope._checks import check_int, check_positive
+from basinscope.objective import Cost
+from basinscope.results import Result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +103,7 @@ def _assert_equal(a: _Demo, b: _Demo) -> None:
 
 
 def test_interrupted_between_the_two_renames_is_refused_on_load(tmp_path, monkeypatch):
-    import landscape.results as R
+    import basinscope.results as R
 
     old = _demo()
     old.save(tmp_path / "res")
@@ -126,7 +126,7 @@ def test_interrupted_between_the_two_renames_is_refused_on_load(tmp_path, monkey
 
 
 def test_interrupted_while_writing_leaves_the_old_result_intact(tmp_path, monkeypatch):
-    import landscape.results as R
+    import basinscope.results as R
 
     old = _demo()
     old.save(tmp_path / "res")
@@ -195,7 +195,7 @@ def test_save_replaces_a_planted_symlink_without_touching_its_target(tmp_path):
 
 
 def test_atomic_writers_do_not_follow_symlinks(tmp_path):
-    from landscape.results import atomic_output, atomic_write_bytes
+    from basinscope.results import atomic_output, atomic_write_bytes
 
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
@@ -215,7 +215,7 @@ def test_atomic_writers_do_not_follow_symlinks(tmp_path):
 
 
 def test_atomic_output_keeps_the_old_file_when_the_writer_fails(tmp_path):
-    from landscape.results import atomic_output
+    from basinscope.results import atomic_output
 
     (tmp_path / "f.txt").write_text("old")
     with pytest.raises(RuntimeError, match="writer failed"), atomic_output(tmp_path / "f.txt") as tmp:

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape.objective import Objective
-from landscape.sharpness import SharpnessResult, keskar, probe, two_sided
-from landscape.sharpness.keskar import random_subspace
+from basinscope.objective import Objective
+from basinscope.sharpness import SharpnessResult, keskar, probe, two_sided
+from basinscope.sharpness.keskar import random_subspace
 from tests.conftest import assert_same_state, snapshot, tiny_bn_net, tiny_data
 
 EPS = 0.1

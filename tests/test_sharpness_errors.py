@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape.objective import Objective
-from landscape.sharpness import keskar, probe, two_sided
+from basinscope.objective import Objective
+from basinscope.sharpness import keskar, probe, two_sided
 from tests.conftest import assert_same_state, snapshot, tiny_bn_net, tiny_data
 
 
@@ -41,7 +41,7 @@ BAD = [
         ValueError,
         r"^params\['theta'\]: expected shape \(2,\), got shape \(3,\)$",
     ),
-    (lambda o: probe("model", 0.1, 1, 1), TypeError, r"^obj: expected a landscape.Objective, got str$"),
+    (lambda o: probe("model", 0.1, 1, 1), TypeError, r"^obj: expected a basinscope.Objective, got str$"),
 ]
 
 

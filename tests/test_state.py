@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from landscape._state import preserve_state
+from basinscope._state import preserve_state
 
 from .conftest import assert_same_state, snapshot, tiny_bn_net, tiny_data
 

@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from landscape import params as P
-from landscape.models import build_model
-from landscape.objective import Objective
-from landscape.sharpness._ghost import ghost_direction, ghost_plan
-from landscape.sharpness.stochastic import _normalized_direction_per_example, probe_kernel, stochastic_probe
+from basinscope import params as P
+from basinscope.models import build_model
+from basinscope.objective import Objective
+from basinscope.sharpness._ghost import ghost_direction, ghost_plan
+from basinscope.sharpness.stochastic import _normalized_direction_per_example, probe_kernel, stochastic_probe
 
 from .conftest import assert_same_state, snapshot, tiny_bn_net
 
@@ -311,7 +311,7 @@ CONV_LAYERS = {
 @pytest.mark.parametrize("layer", sorted(CONV_LAYERS))
 @pytest.mark.parametrize("method", ["grouped", "transposed", "unfold", None])
 def test_conv_per_example_methods_match_a_loop(layer, method):
-    from landscape.sharpness import _ghost
+    from basinscope.sharpness import _ghost
 
     torch.manual_seed(0)
     m = CONV_LAYERS[layer]().double()
@@ -327,7 +327,7 @@ def test_conv_per_example_methods_match_a_loop(layer, method):
 
 
 def test_conv_method_rule_is_a_function_of_shapes():
-    from landscape.sharpness._ghost import conv_method
+    from basinscope.sharpness._ghost import conv_method
 
     first = nn.Conv2d(3, 32, 5, padding=2)
     inner = nn.Conv2d(32, 64, 5, padding=2)
@@ -337,7 +337,7 @@ def test_conv_method_rule_is_a_function_of_shapes():
 
 
 def test_inplace_ops_after_a_layer_are_handled_by_a_second_forward(monkeypatch):
-    from landscape.sharpness import _ghost
+    from basinscope.sharpness import _ghost
 
     calls = []
     real = _ghost._forward

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from landscape import params as P
-from landscape.objective import Objective
-from landscape.sharpness.stochastic import probe_kernel, stochastic_probe
+from basinscope import params as P
+from basinscope.objective import Objective
+from basinscope.sharpness.stochastic import probe_kernel, stochastic_probe
 
 from .conftest import assert_same_state, snapshot, tiny_bn_net, tiny_data
 

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape.objective import Objective
-from landscape.surface import Surface2D, line, plane, random_directions, random_line, random_plane
+from basinscope.objective import Objective
+from basinscope.surface import Surface2D, line, plane, random_directions, random_line, random_plane
 
 from ._surface_dist_script import problem
 from .conftest import assert_same_state, snapshot

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landscape.surface import Surface1D, Surface2D
+from basinscope.surface import Surface1D, Surface2D
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "surface_plots.py"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landscape.surface import Surface1D, Surface2D, line, plane, random_plane
+from basinscope.surface import Surface1D, Surface2D, line, plane, random_plane
 
 from ._surface_dist_script import problem
 

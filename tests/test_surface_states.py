@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape.objective import Objective
-from landscape.surface import line, plane, random_line
+from basinscope.objective import Objective
+from basinscope.surface import line, plane, random_line
 
 from .conftest import assert_same_state, snapshot, tiny_bn_net, tiny_data
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape.objective import Objective
-from landscape.surface import Surface1D, Surface2D, line, plane
+from basinscope.objective import Objective
+from basinscope.surface import Surface1D, Surface2D, line, plane
 
 from ._surface_dist_script import problem
 from .conftest import assert_same_state, snapshot

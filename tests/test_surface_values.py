@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape import params as P
-from landscape.objective import Objective
-from landscape.surface import line, plane, random_directions, random_line, random_plane
+from basinscope import params as P
+from basinscope.objective import Objective
+from basinscope.surface import line, plane, random_directions, random_line, random_plane
 
 from .conftest import assert_same_state, snapshot, tiny_bn_net, tiny_data
 
@@ -92,7 +92,7 @@ def test_plane_classification_matches_plain_loop_with_errors():
     before = snapshot(model)
     s = plane(obj, w1, w2, w3, test=test, resolution=4, progress=False)
     assert_same_state(before, snapshot(model))
-    u, v, _ = __import__("landscape.surface.plane", fromlist=["plane_basis"]).plane_basis(w1, w2, w3)
+    u, v, _ = __import__("basinscope.surface.plane", fromlist=["plane_basis"]).plane_basis(w1, w2, w3)
     ref = copy.deepcopy(model)
     for j, b in enumerate(s.betas):
         for i, a in enumerate(s.alphas):

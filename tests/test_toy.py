@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from landscape.toy import (
+from basinscope.toy import (
     SHARP_FLAT_MINIMA,
     EscapeResult,
     escape_demo,

@@ -1,0 +1,259 @@
+"""The ``basinscope`` command line: parses arguments and calls the public Python API, nothing else.
+
+Subcommands::
+
+    basinscope demo      [--out DIR] [--quick] [--seed N]
+    basinscope train     METHOD --model SPEC --data SPEC [--budget N] [--out DIR] [--resume] ...
+    basinscope diagnose  CHECKPOINT --model SPEC --data SPEC [--out DIR] [--json] ...
+    basinscope surface   plane CKPT1 CKPT2 CKPT3 | line CKPT_A CKPT_B | random CKPT   --model SPEC --data SPEC ...
+    basinscope toy       [sharpness|escape|salr|all] [--out DIR]
+
+Bad input ends with one line ``basinscope: error: <what>`` on stderr and exit status 2 (no traceback; set
+``BASINSCOPE_DEBUG=1`` to see one); a failure during the computation ends with one line and exit status 1.
+``main(argv)`` returns the exit status, so it can be called in-process.
+
+Every command takes ``--threads N`` (default 1): torch's intra-op threads while it runs. The networks these
+commands are usually run on are small, and one thread is as fast for them while staying fast on a loaded
+machine; raise it for large models. ``main`` restores the previous setting when the command returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ._cli_parser import PROG, UsageError, build_parser
+
+__all__ = ["build_parser", "main"]
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def _device(name: str | None):
+    import torch
+
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device: expected a torch device such as cpu or cuda:0, got {name!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device: {name} is not available on this machine (torch.cuda.is_available() is False)")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise UsageError(f"--device: expected cuda:0 to cuda:{count - 1} on this machine, got {name!r}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(
+            f"--device: {name} is not available on this machine (torch.backends.mps.is_available() is False)"
+        )
+    return dev
+
+
+def _print_json(obj: Any) -> None:
+    from .report import dumps
+
+    sys.stdout.write(dumps(obj) + "\n")
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def _cmd_demo(a: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .demo import DemoConfig, run_demo
+
+    # the run sets torch's threads from its config; --threads is part of the settings (results may differ with it)
+    config = dataclasses.replace(DemoConfig.quick() if a.quick else DemoConfig(), threads=a.threads)
+    out = run_demo(a.out, quick=a.quick, seed=a.seed, progress=not a.no_progress, reuse=not a.fresh, config=config)
+    _say(f"report: {out['report']}\nnumbers: {out['json']}")
+    return 0
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from .workflows import train_run
+
+    res = train_run(
+        a.method,
+        a.model,
+        a.data,
+        out_dir=a.out,
+        budget=a.budget,
+        lr=a.lr,
+        batch_size=a.batch_size,
+        init=a.init,
+        checkpoint_every=a.checkpoint_every,
+        resume=a.resume,
+        seed=a.seed,
+        options=a.opt,
+        train_samples=a.train_samples,
+        test_samples=a.test_samples,
+        device=_device(a.device),
+        progress=not a.no_progress,
+    )
+    if a.json:
+        _print_json(res)
+    else:
+        _say(f"final weights: {res['final']}\nhistory: {res['history']}")
+        if res["samples"] is not None:
+            smp = res["samples"]
+            _say(f"SWA samples: {len(smp['samples'])} + {len(smp['rounds'])} round averages in {smp['dir']}")
+    return 0
+
+
+def _cmd_diagnose(a: argparse.Namespace) -> int:
+    from .diagnose import diagnose_checkpoint
+
+    res = diagnose_checkpoint(
+        a.checkpoint,
+        a.model,
+        a.data,
+        out_dir=a.out,
+        epsilon=a.epsilon,
+        gamma=a.gamma,
+        steps=a.steps,
+        top_k=a.top_k,
+        resolution=a.resolution,
+        span=a.span,
+        surfaces=not a.no_surface,
+        density=not a.no_density,
+        quick=a.quick,
+        seed=a.seed,
+        batch_size=a.batch_size,
+        train_samples=a.train_samples,
+        test_samples=a.test_samples,
+        device=_device(a.device),
+        progress=not a.no_progress,
+    )
+    if a.json:
+        _print_json(res["metrics"])
+    else:
+        _say(f"report: {res['report']}\nnumbers: {res['json']}")
+    return 0
+
+
+def _cmd_surface(a: argparse.Namespace) -> int:
+    from .workflows import surface_run
+
+    if a.kind is None:
+        raise UsageError("surface: expected a kind (plane, line or random), got none (see 'basinscope surface --help')")
+    kw: dict[str, Any] = {}
+    if a.kind == "line":
+        kw.update(coord_range=a.range, points=a.points)
+    else:
+        kw.update(resolution=a.resolution)
+        if a.kind == "random":
+            kw.update(span=a.span, seed=a.seed)
+        else:
+            kw.update(margin=a.margin)
+    res = surface_run(
+        a.kind,
+        a.checkpoints,
+        a.model,
+        a.data,
+        out_dir=a.out,
+        recompute_bn=a.recompute_bn,
+        batch_size=a.batch_size,
+        train_samples=a.train_samples,
+        test_samples=a.test_samples,
+        device=_device(a.device),
+        progress=not a.no_progress,
+        **kw,
+    )
+    if a.json:
+        _print_json(res)
+    else:
+        _say("written: " + ", ".join(str(p) for p in res["files"]))
+    return 0
+
+
+def _cmd_toy(a: argparse.Namespace) -> int:
+    from .workflows import toy_run
+
+    res = toy_run(a.which, out_dir=a.out, fmt=a.format)
+    if a.json:
+        _print_json(res)
+    else:
+        _say("written: " + ", ".join(str(p) for p in res["files"]))
+    return 0
+
+
+_COMMANDS = {
+    "demo": _cmd_demo,
+    "train": _cmd_train,
+    "diagnose": _cmd_diagnose,
+    "surface": _cmd_surface,
+    "toy": _cmd_toy,
+}
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` for the block, the previous number restored afterwards."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    Called in-process, it leaves torch's thread setting as it found it (``--threads`` applies while the
+    command runs).
+    """
+    debug = os.environ.get("BASINSCOPE_DEBUG", "") not in ("", "0")
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # --help / --version
+            return int(e.code or 0)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        with _threads(getattr(args, "threads", None)):
+            return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        _say(f"{PROG}: interrupted")
+        return 130
+    except UsageError as e:
+        _say(f"{PROG}: error: {_one_line(e)}")
+        return 2
+    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError) as e:
+        if debug:
+            raise
+        _say(f"{PROG}: error: {_one_line(e)}")
+        return 2
+    except (RuntimeError, OSError) as e:  # e.g. a --model that does not fit the --data's shapes
+        if debug:
+            raise
+        _say(f"{PROG}: error: {type(e).__name__}: {_one_line(e)}")
+        return 1
+    except Exception as e:  # anything else is a bug or an unforeseen input: still one line, with a way to see more
+        if debug:
+            raise
+        _say(f"{PROG}: error: {type(e).__name__}: {_one_line(e)} (set BASINSCOPE_DEBUG=1 for a traceback)")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

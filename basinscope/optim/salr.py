@@ -1,0 +1,279 @@
+"""SALR: sharpness-aware learning rates (Yue, Nouiehed, Al Kontar, SALR paper, Algorithms 1–4).
+
+Every ``c`` iterations (k mod c = 0) the stochastic sharpness Ŝ_k of the current minibatch is measured with
+Algorithm 2 (:func:`basinscope.sharpness.stochastic.probe_kernel`: ``n_descent`` and ``n_ascent`` normalized
+steps of size γ from θ_k), and the learning rate of every parameter group becomes
+
+    η_k = η₀ · Ŝ_k / median(Ŝ_1, …, Ŝ_k)                                   (Algorithm 1, line 6)
+
+where η₀ is the group's rate when the optimizer was wrapped. Between measurements the rate is held (Algorithm
+3: the set of Ŝ does not change). The median rule and its guards are :class:`~basinscope.optim.salr_rule.SALRRule`
+(a non-finite Ŝ is skipped and resets the rate to η₀; median ≤ 0 gives η₀; the ratio is clamped to
+``[min_ratio, max_ratio]``, default [0, ∞), so the step is never reversed; a finite ``max_ratio`` bounds
+η_k ≤ max_ratio·η₀, which early in a run — when the median rests on a few values — keeps one large Ŝ_k from
+producing a diverging step).
+
+* :class:`SALR` wraps any optimizer with ``step(closure)`` and ``param_groups``. Optimizers that declare
+  ``supports_tensor_lr = True`` (this package's SGD, Adam, Entropy-SGD) receive η_k as a 0-d device tensor: no
+  host synchronization. Others receive a Python float (one sync every ``c`` steps).
+* :class:`SGDSALR` (Algorithm 3), :class:`AdamSALR` (Algorithm 4 with the standard bias correction
+  m̂_{k+1} = m_{k+1}/(1 − β₁^{k+1}); the printed m_k is a slip) and :class:`EntropySGDSALR` (Table I) are
+  ready made.
+
+Cost: a measuring step spends ``n_descent + n_ascent`` extra gradient calls (each a per-example gradient pass
+over the minibatch), counted in ``probe_gradient_calls``; with c = 2 and n₁ = n₂ = 5 that is (n₁+n₂)/c = 5
+extra gradient calls per iteration, as in the paper's equal-budget comparison (§VI).
+
+Example:
+    >>> import torch.nn.functional as F
+    >>> model = torch.nn.Linear(3, 2)
+    >>> x, y = torch.randn(16, 3), torch.randint(0, 2, (16,))
+    >>> opt = SGDSALR(model, F.cross_entropy, lr=0.1, c=2, gamma=0.01)
+    >>> for _ in range(3):
+    ...     def closure():
+    ...         opt.zero_grad()
+    ...         loss = F.cross_entropy(model(x), y)
+    ...         loss.backward()
+    ...         return loss
+    ...     _ = opt.step(closure, batch=(x, y))
+    >>> opt.iteration, opt.probe_gradient_calls
+    (3, 20)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._checks import check_choice, check_int, check_type, fail
+from ..sharpness.stochastic import NORMALIZE, check_probe_settings, probe_kernel
+from .entropy_sgd import EntropySGD
+from .salr_rule import SALRRule
+from .tensor_lr import SGD, Adam
+
+__all__ = ["SALR", "SGDSALR", "AdamSALR", "EntropySGDSALR"]
+
+
+class SALR:
+    """Sharpness-aware learning rate around any optimizer (SALR paper, Algorithm 1).
+
+    Args:
+        optimizer: the base optimizer (its groups' current ``lr`` are the base rates η₀).
+        model: the network whose sharpness is probed (its trainable parameters, in eval mode for the probe).
+            May be ``None`` when every measuring ``step`` receives ``sharpness=``.
+        loss_fn: ``loss_fn(outputs, targets)``, mean over the batch.
+        c: measure every ``c`` iterations (frequency c of Algorithm 3).
+        gamma: γ, step of the normalized probe steps (default 0.005, within Table VII's range).
+        n_descent: n₁, normalized descent steps.
+        n_ascent: n₂, normalized ascent steps.
+        normalize: ``"per_example"`` (Algorithm 2) or ``"batch"`` (cheaper, batch gradient normalized).
+        chunk_size: ``torch.func.vmap`` chunk size for the per-example gradients.
+        min_ratio, max_ratio: clamp of Ŝ_k / median (η_k ∈ [min_ratio·η₀, max_ratio·η₀]).
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        model: nn.Module | None = None,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        *,
+        c: int = 2,
+        gamma: float = 0.005,
+        n_descent: int = 5,
+        n_ascent: int = 5,
+        normalize: str = "per_example",
+        chunk_size: int | None = None,
+        min_ratio: float = 0.0,
+        max_ratio: float = math.inf,
+    ) -> None:
+        if not (hasattr(optimizer, "step") and hasattr(optimizer, "param_groups")):
+            fail("optimizer", "a torch optimizer with step(closure) and param_groups", optimizer, exc=TypeError)
+        if model is not None:
+            check_type("model", model, nn.Module, "a torch.nn.Module")
+            if loss_fn is None or not callable(loss_fn):
+                fail("loss_fn", "a callable loss_fn(outputs, targets) when a model is given", loss_fn, exc=TypeError)
+        self.c = check_int("c", c, minimum=1)
+        self.gamma, self.n_descent, self.n_ascent, self.normalize = check_probe_settings(
+            gamma, n_descent, n_ascent, check_choice("normalize", normalize, NORMALIZE)
+        )
+        if chunk_size is not None:
+            check_int("chunk_size", chunk_size, minimum=1)
+        self.chunk_size = chunk_size
+        self.optimizer = optimizer
+        self.model = model
+        self.loss_fn = loss_fn
+        self.base_lrs: list[float] = []
+        for i, g in enumerate(optimizer.param_groups):
+            lr = g["lr"]
+            if isinstance(lr, torch.Tensor):
+                lr = float(lr)
+            if not (math.isfinite(lr) and lr >= 0):
+                fail(f"optimizer.param_groups[{i}]['lr']", "a finite number >= 0", lr)
+            self.base_lrs.append(float(lr))
+        device = next((p.device for g in optimizer.param_groups for p in g["params"]), torch.device("cpu"))
+        self.rule = SALRRule(min_ratio=min_ratio, max_ratio=max_ratio, device=device)
+        self.iteration = 0
+        self.probe_gradient_calls = 0
+        self.last_sharpness = torch.full((), float("nan"), dtype=torch.float64, device=device)
+        self._tensor_lr = bool(getattr(optimizer, "supports_tensor_lr", False))
+
+    # -- torch.optim.Optimizer look-alike
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.optimizer.param_groups
+
+    @property
+    def state(self):
+        return self.optimizer.state
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    @property
+    def lr(self) -> torch.Tensor:
+        """Current rate of the first group, η₀·ratio, as a 0-d tensor."""
+        return self.rule.ratio * self.base_lrs[0]
+
+    @property
+    def gradient_calls_per_step(self) -> int:
+        return int(getattr(self.optimizer, "gradient_calls_per_step", 1))
+
+    def measures_next(self) -> bool:
+        """Whether the next ``step`` measures Ŝ (k mod c = 0)."""
+        return self.iteration % self.c == 0
+
+    def measure(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Ŝ of Algorithm 2 at the model's current weights on ``batch`` (a 0-d device tensor; no sync)."""
+        if self.model is None:
+            fail("model", "a model to probe (or pass sharpness= to step)", None)
+        if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+            fail("batch", "an (inputs, targets) pair for the sharpness probe", batch, exc=TypeError)
+        x, y = batch
+        params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        out = probe_kernel(
+            self.model,
+            self.loss_fn,
+            params,
+            x,
+            y,
+            gamma=self.gamma,
+            n_descent=self.n_descent,
+            n_ascent=self.n_ascent,
+            normalize=self.normalize,
+            chunk_size=self.chunk_size,
+        )
+        self.probe_gradient_calls += self.n_descent + self.n_ascent
+        return out.value
+
+    def step(
+        self,
+        closure: Callable[[], torch.Tensor] | None = None,
+        *,
+        batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+        sharpness: float | torch.Tensor | None = None,
+    ):
+        """One iteration of Algorithm 1: on measuring iterations (k mod c = 0) record Ŝ_k (``sharpness`` if
+        given, else Algorithm 2 on ``batch``) and set η_k; then ``optimizer.step(closure)``. ``sharpness`` and
+        ``batch`` are ignored on the other iterations."""
+        if self.measures_next():
+            if sharpness is None:
+                if batch is None:
+                    fail("batch", "the minibatch (inputs, targets) on a measuring iteration (k mod c = 0)", None)
+                s = self.measure(batch)
+            else:
+                s = (
+                    sharpness
+                    if isinstance(sharpness, torch.Tensor)
+                    else torch.tensor(float(sharpness), dtype=torch.float64)
+                )
+            self.last_sharpness = s.detach().to(self.last_sharpness.device, torch.float64).reshape(())
+            ratio = self.rule.update(self.last_sharpness)
+            for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+                g["lr"] = ratio * base if self._tensor_lr else float(ratio) * base
+        loss = self.optimizer.step(closure) if closure is not None else self.optimizer.step()
+        self.iteration += 1
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain tensors and containers only (loads with ``torch.load(weights_only=True)``)."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "rule": self.rule.state_dict(),
+            "iteration": self.iteration,
+            "probe_gradient_calls": self.probe_gradient_calls,
+            "base_lrs": list(self.base_lrs),
+            "last_sharpness": self.last_sharpness.clone(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rule.load_state_dict(state["rule"])
+        self.iteration = int(state["iteration"])
+        self.probe_gradient_calls = int(state["probe_gradient_calls"])
+        self.base_lrs = [float(v) for v in state["base_lrs"]]
+        self.last_sharpness = state["last_sharpness"].clone().to(self.last_sharpness.device)
+
+
+def _trainable(model: nn.Module) -> list[torch.Tensor]:
+    check_type("model", model, nn.Module, "a torch.nn.Module")
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+class SGDSALR(SALR):
+    """SGD-SALR (SALR paper, Algorithm 3): θ_{k+1} = θ_k − η_k·g_k with η_k = η₀·Ŝ_k/median(Ŝ).
+
+    Args:
+        model, loss_fn: the network and its mean loss (probed every ``c`` iterations).
+        lr: η₀. momentum, weight_decay: as ``torch.optim.SGD`` (Algorithm 3 uses neither).
+        **salr: :class:`SALR` options (``c``, ``gamma``, ``n_descent``, ``n_ascent``, ``normalize``, …).
+    """
+
+    def __init__(
+        self, model: nn.Module, loss_fn: Callable, lr: float = 0.05, *, momentum=0.0, weight_decay=0.0, **salr
+    ):
+        opt = SGD(_trainable(model), lr=lr, momentum=momentum, weight_decay=weight_decay)
+        super().__init__(opt, model, loss_fn, **salr)
+
+
+class AdamSALR(SALR):
+    """Adam-SALR (SALR paper, Algorithm 4, standard bias correction): Adam's step with η_k = η₀·Ŝ_k/median(Ŝ).
+
+    Args:
+        model, loss_fn: the network and its mean loss.
+        lr: η₀. betas, eps, weight_decay: as ``torch.optim.Adam``.
+        **salr: :class:`SALR` options.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: Callable,
+        lr: float = 1e-3,
+        *,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        **salr,
+    ):
+        opt = Adam(_trainable(model), lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        super().__init__(opt, model, loss_fn, **salr)
+
+
+class EntropySGDSALR(SALR):
+    """Entropy-SGD-SALR (SALR paper, Table I): Entropy-SGD whose outer rate η follows Algorithm 1.
+
+    Args:
+        model, loss_fn: the network and its mean loss.
+        lr: η₀ of the outer step.
+        entropy: :class:`~basinscope.optim.entropy_sgd.EntropySGD` options (``langevin_steps``, ``gamma``, …).
+            Note the two γ: ``entropy={"gamma": ...}`` is Entropy-SGD's coupling, ``gamma=`` the probe step.
+        **salr: :class:`SALR` options.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: Callable, lr: float = 1.0, *, entropy: dict | None = None, **salr):
+        opt = EntropySGD(_trainable(model), lr=lr, **(entropy or {}))
+        super().__init__(opt, model, loss_fn, **salr)

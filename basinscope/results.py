@@ -1,0 +1,318 @@
+"""Base class for result objects: frozen dataclasses that save to ``.npz`` + ``.json`` and load back.
+
+Every estimator returns a small frozen dataclass deriving from :class:`Result`. Fields may hold
+
+* tensors or numpy arrays                    → stored in the ``.npz`` file,
+* parameter dicts (``dict[str, Tensor]``)    → stored in the ``.npz`` file under ``field/name`` keys,
+* lists of parameter dicts                   → ``field/i/name`` keys,
+* :class:`ParamFiles` (parameter dicts kept one file each, e.g. SWA samples streamed to disk) → their paths (JSON),
+* :class:`~basinscope.objective.Cost`          → JSON,
+* numbers, strings, lists, dicts, ``None``   → JSON.
+
+``save(path)`` writes ``path.npz`` and ``path.json`` as a pair: both go to temporary files first (flushed to
+disk), then replace the destinations, JSON first. The JSON holds the SHA-256 of the ``.npz`` it belongs to
+and :meth:`Result.load` checks it, so a save interrupted at any moment leaves either the previous result
+intact or a pair that ``load`` refuses with a one-line error; never a silent mix of old and new. Arrays load
+back as numpy arrays or torch tensors, as they were saved. Loading uses ``numpy.load(allow_pickle=False)``: no
+code runs on load.
+
+Outputs and symbolic links: every file is written by :func:`atomic_write_bytes` (or :func:`atomic_output` for
+writers that need a path, such as ``savefig``), which renames a temporary file over the destination. A symbolic
+link planted at the destination is therefore replaced by the new file; its target is never opened or modified.
+Directories on the way (``out_dir``, parents) are created with ``mkdir(exist_ok=True)`` and symbolic links
+among them are followed, so an output directory may live on another disk through a link.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .objective import Cost
+
+__all__ = ["ParamFiles", "Result", "atomic_output", "atomic_write_bytes", "atomic_write_files", "to_jsonable"]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by the owner alone; outputs get the permissions a plain open() would give
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def _temp_file(path: Path, data: bytes) -> str:
+    """Write ``data`` to a new temporary file beside ``path`` (flushed to disk); returns its name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # the rename must not reach the disk before the data
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return tmp
+
+
+def _unlink(tmp: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``.
+
+    A reader sees the old file or the new one, never a part. A symbolic link at ``path`` is replaced by the
+    file (``os.replace`` renames over the link itself); the link's target is left untouched.
+    """
+    atomic_write_files({path: data})
+
+
+def atomic_write_files(files: Mapping[str | os.PathLike, bytes]) -> None:
+    """Write several files: all to temporary files first, then each renamed over its destination in order.
+
+    An interruption while the data are written leaves every destination as it was; only one between the
+    renames (microseconds) leaves some files new and the rest old, which callers detect by storing a digest
+    of the later files in the earlier ones (as :meth:`Result.save` does).
+    """
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            temps.append((_temp_file(path, data), path))
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in temps:
+            _unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same suffix) to write to; renamed over ``path`` when the block succeeds.
+
+    For writers that take a file name (``fig.savefig``, ``fig.write_html``): the destination is replaced
+    atomically, never written through a symbolic link, and left as it was when the writer fails.
+
+    Example:
+        >>> import tempfile, os
+        >>> target = os.path.join(tempfile.mkdtemp(), "a.txt")
+        >>> with atomic_output(target) as tmp:
+        ...     _ = tmp.write_text("hello")
+        >>> open(target).read()
+        'hello'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.fchmod(fd, _FILE_MODE)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        _unlink(tmp)
+
+
+class ParamFiles(Sequence):
+    """A read-only sequence of parameter dicts stored one ``.pt`` file each, loaded on access.
+
+    Files are written with :meth:`write` (atomically: a killed run never leaves a half-written file) and read
+    with ``torch.load(..., weights_only=True)`` onto the CPU. Relative paths are resolved against ``root``.
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> files = ParamFiles([], root=d)
+        >>> files.write("a.pt", {"w": torch.ones(2)})
+        >>> len(files), files[0]["w"].tolist()
+        (1, [1.0, 1.0])
+    """
+
+    def __init__(self, names: Sequence[str], root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self.names = [str(n) for n in names]
+
+    def path(self, i: int) -> Path:
+        return self.root / self.names[i]
+
+    def write(self, name: str, params: dict[str, torch.Tensor]) -> None:
+        """Save ``params`` (as CPU tensors) to ``root/name`` and append it."""
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in params.items()}, buf)
+        atomic_write_bytes(self.root / name, buf.getvalue())
+        self.names.append(name)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        path = self.path(i)
+        if not path.is_file():
+            raise FileNotFoundError(f"samples: expected the file {path} written by the run, got a missing file")
+        return torch.load(path, weights_only=True, map_location="cpu")
+
+    def __repr__(self) -> str:
+        return f"ParamFiles({len(self)} files in {str(self.root)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ParamFiles) and (self.root, self.names) == (other.root, other.names)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert numbers, numpy scalars, 0-d tensors, tuples and nested containers to JSON-ready values."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if isinstance(value, Cost):
+        return value.as_dict()
+    return value
+
+
+def _is_params(v: Any) -> bool:
+    return isinstance(v, dict) and len(v) > 0 and all(isinstance(t, torch.Tensor) for t in v.values())
+
+
+def _from_json(v: Any) -> Any:
+    if v in ("nan", "inf", "-inf"):
+        return float(v)
+    if isinstance(v, list):
+        return [_from_json(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _from_json(x) for k, x in v.items()}
+    return v
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """Base for all result dataclasses (see module docstring)."""
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``<path>.npz`` and ``<path>.json`` as a pair (see module docstring); returns the base path
+        (suffix stripped)."""
+        base = Path(path)
+        if base.suffix in (".npz", ".json"):
+            base = base.with_suffix("")
+        arrays: dict[str, np.ndarray] = {}
+        manifest: dict[str, Any] = {}
+        meta: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor):
+                arrays[f.name] = v.detach().cpu().numpy()
+                manifest[f.name] = "tensor"
+            elif isinstance(v, np.ndarray):
+                arrays[f.name] = v
+                manifest[f.name] = "ndarray"
+            elif _is_params(v):
+                for k, t in v.items():
+                    arrays[f"{f.name}/{k}"] = t.detach().cpu().numpy()
+                manifest[f.name] = "params"
+            elif isinstance(v, (list, tuple)) and v and all(_is_params(x) for x in v):
+                for i, d in enumerate(v):
+                    for k, t in d.items():
+                        arrays[f"{f.name}/{i}/{k}"] = t.detach().cpu().numpy()
+                manifest[f.name] = f"params_list:{len(v)}"
+            elif isinstance(v, Cost):
+                meta[f.name] = v.as_dict()
+                manifest[f.name] = "cost"
+            elif isinstance(v, ParamFiles):
+                meta[f.name] = {"root": str(v.root.resolve()), "names": list(v.names)}
+                manifest[f.name] = "param_files"
+            else:
+                meta[f.name] = to_jsonable(v)
+                manifest[f.name] = "json"
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        npz = buf.getvalue()
+        doc = {
+            "type": type(self).__name__,
+            "npz_sha256": hashlib.sha256(npz).hexdigest(),
+            "manifest": manifest,
+            "fields": meta,
+        }
+        # JSON first: interrupted between the two renames, the new JSON's digest does not match the old npz.
+        atomic_write_files(
+            {base.with_suffix(".json"): json.dumps(doc, indent=1).encode(), base.with_suffix(".npz"): npz}
+        )
+        return base
+
+    @classmethod
+    def load(cls, path: str | os.PathLike):
+        """Load a result written by :meth:`save` (``path`` with or without suffix)."""
+        base = Path(path)
+        if base.suffix in (".npz", ".json"):
+            base = base.with_suffix("")
+        jpath, npath = base.with_suffix(".json"), base.with_suffix(".npz")
+        for p in (jpath, npath):
+            if not p.is_file():
+                raise FileNotFoundError(f"path: expected a saved result ({p.name} present), got missing {p}")
+        try:
+            doc = json.loads(jpath.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"path: expected a saved result, got an unreadable {jpath.name} ({e})") from None
+        if not isinstance(doc, dict) or doc.get("type") != cls.__name__:
+            found = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
+            raise ValueError(f"path: expected a saved {cls.__name__}, got a saved {found!r}")
+        npz = npath.read_bytes()
+        want = doc.get("npz_sha256")  # absent in files written before the digest was stored
+        if want is not None and hashlib.sha256(npz).hexdigest() != want:
+            raise ValueError(
+                f"path: expected {npath.name} written together with {jpath.name} (sha256 {want[:12]}...), got a "
+                f"different {npath.name} (sha256 {hashlib.sha256(npz).hexdigest()[:12]}...); the save was "
+                "interrupted or the files were mixed — save the result again"
+            )
+        try:
+            z = np.load(io.BytesIO(npz), allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"path: expected a readable {npath.name}, got a corrupt file ({e})") from None
+        kwargs: dict[str, Any] = {}
+        with z:
+            for name, kind in doc["manifest"].items():
+                if kind == "tensor":
+                    kwargs[name] = torch.from_numpy(z[name].copy())
+                elif kind == "ndarray":
+                    kwargs[name] = z[name].copy()
+                elif kind == "params":
+                    pre = f"{name}/"
+                    kwargs[name] = {k[len(pre) :]: torch.from_numpy(z[k].copy()) for k in z.files if k.startswith(pre)}
+                elif kind.startswith("params_list:"):
+                    n = int(kind.split(":")[1])
+                    out = []
+                    for i in range(n):
+                        pre = f"{name}/{i}/"
+                        out.append({k[len(pre) :]: torch.from_numpy(z[k].copy()) for k in z.files if k.startswith(pre)})
+                    kwargs[name] = out
+                elif kind == "cost":
+                    kwargs[name] = Cost(**doc["fields"][name])
+                elif kind == "param_files":
+                    kwargs[name] = ParamFiles(doc["fields"][name]["names"], doc["fields"][name]["root"])
+                else:
+                    kwargs[name] = _from_json(doc["fields"][name])
+        return cls(**kwargs)

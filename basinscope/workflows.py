@@ -1,0 +1,328 @@
+"""The command line's jobs as functions: train from specs, surfaces from checkpoints, the toy demos.
+
+Each function takes the same inputs as its ``basinscope`` subcommand (model/data specs, checkpoint paths, an
+output directory), calls the public API (:mod:`basinscope.optim`, :mod:`basinscope.surface`,
+:mod:`basinscope.toy`) and writes its files; the CLI only parses arguments. They are usable from Python as well.
+
+Example:
+    >>> import tempfile
+    >>> out = toy_run("salr", out_dir=tempfile.mkdtemp(), fmt="png")
+    >>> [p.name for p in out["files"]]
+    ['toy_salr.png']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._checks import check_choice, check_int, check_positive, fail
+from .objective import Objective
+
+__all__ = ["make_objectives", "surface_run", "toy_run", "train_run"]
+
+
+def make_objectives(
+    model: torch.nn.Module, dataset: Any, *, batch_size: int = 500, device: torch.device | str | None = None
+) -> tuple[Objective, Objective]:
+    """(train objective, test objective) of a :class:`basinscope.specs.DataSet` with the default loss."""
+    from .diagnose import default_loss
+
+    loss_fn = default_loss(dataset.y_train)
+    train = Objective(model, loss_fn, dataset.batches("train", batch_size), device=device)
+    test = Objective(model, loss_fn, dataset.batches("test", batch_size), device=device)
+    return train, test
+
+
+def _surface_summary(surf: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": surf.kind, "seconds": surf.seconds, "labels": list(surf.point_labels)}
+    for m in ("train_loss", "train_error", "test_loss", "test_error"):
+        v = getattr(surf, m)
+        if v is not None:
+            arr = np.asarray(v, dtype=np.float64)
+            out[m] = {"min": float(np.nanmin(arr)), "max": float(np.nanmax(arr))}
+    return out
+
+
+def surface_run(
+    kind: str,
+    checkpoints: Sequence[str | os.PathLike],
+    model: str,
+    data: str,
+    *,
+    out_dir: str | os.PathLike,
+    resolution: int = 21,
+    margin: float = 0.25,
+    coord_range: tuple[float, float] = (-0.5, 1.5),
+    points: int = 41,
+    span: float = 1.0,
+    seed: int = 0,
+    recompute_bn: bool = False,
+    batch_size: int = 500,
+    train_samples: int | None = None,
+    test_samples: int | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """``basinscope surface``: a plane through three checkpoints, a line between two, or a random plane.
+
+    Partial results go to ``out_dir/store`` so an interrupted run resumes; the result is saved as
+    ``surface.npz``/``surface.json`` with ``surface.png`` (matplotlib) and ``surface.html`` (plotly,
+    self-contained).
+
+    Args:
+        kind: ``"plane"`` (3 checkpoints), ``"line"`` (2) or ``"random"`` (1).
+        checkpoints: checkpoint paths (weights only).
+        model, data: specs (see :mod:`basinscope.specs`).
+        out_dir: output directory.
+        resolution, margin: plane grid; ``resolution`` also for the random plane.
+        coord_range, points: the line's range of t and number of points.
+        span, seed: the random plane's half-width and seed.
+        recompute_bn: recompute BatchNorm statistics at every point from the training data. Without it the
+            checkpoints must be full state_dicts: a line or plane then interpolates their floating buffers
+            (BatchNorm running statistics) along with the weights (see :func:`basinscope.surface.line`); a random
+            plane uses the buffers of its one checkpoint.
+        batch_size, train_samples, test_samples, device, progress: evaluation settings.
+
+    Returns:
+        ``{"files": [...], "summary": {...}}``.
+    """
+    from . import surface
+    from .checkpoint import load_into, load_params, load_state_dict
+    from .specs import resolve_data, resolve_model
+
+    kind = check_choice("kind", kind, ("plane", "line", "random"))
+    need = {"plane": 3, "line": 2, "random": 1}[kind]
+    if len(checkpoints) != need:
+        fail("checkpoints", f"{need} checkpoint files for a {kind}", f"{len(checkpoints)}", raw=True)
+    states = [load_state_dict(c) for c in checkpoints]  # fail on a bad file before loading data
+    dataset = resolve_data(data).subset(train_samples, test_samples)
+    net = resolve_model(model, defaults=dataset.model_defaults())
+    buffers = [n for n, _ in net.named_buffers()]
+    no_buffers = [n for n in buffers if n not in states[0]]
+    if buffers and len(no_buffers) == len(buffers):
+        # parameter-only files (SWA samples written by `basinscope train`): the buffers are not part of the point
+        if not recompute_bn:
+            fail(
+                "checkpoints",
+                "full state_dicts with the model's buffers, or --recompute-bn for parameter-only files such as SWA"
+                " samples",
+                f"'{checkpoints[0]}' without {len(no_buffers)} buffers ({no_buffers[0]!r}, ...)",
+                raw=True,
+            )
+    else:
+        load_into(net, states[0])  # every key and shape checked against the model
+        for c, st in zip(checkpoints[1:], states[1:]):
+            missing = [k for k in states[0] if k not in st]
+            extra = [k for k in st if k not in states[0]]
+            if missing or extra:
+                fail(
+                    "checkpoints",
+                    f"state_dicts with the keys of '{checkpoints[0]}'",
+                    f"'{c}' with {len(missing)} missing ({', '.join(map(repr, missing[:3]))}) and {len(extra)} "
+                    f"unexpected ({', '.join(map(repr, extra[:3]))})",
+                    raw=True,
+                )
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    net = net.to(dev)
+    weights = [load_params(net, s) for s in states]
+    if kind != "random" and len(no_buffers) < len(buffers):
+        # full state_dicts: their buffers (BatchNorm statistics) move along the line/plane with the weights
+        weights = [{**w, **{k: v for k, v in st.items() if k not in w}} for w, st in zip(weights, states)]
+    obj, test = make_objectives(net, dataset, batch_size=batch_size, device=dev)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    common: dict[str, Any] = {"test": test, "store": out / "store", "progress": progress}
+    if recompute_bn:
+        common["bn_data"] = True
+    names = [Path(c).stem for c in checkpoints]
+    if kind == "plane":
+        m = check_positive("margin", margin, allow_zero=True)
+        res = check_int("resolution", resolution, minimum=2)
+        surf = surface.plane(obj, *weights, resolution=res, margin=m, labels=names, **common)
+    elif kind == "line":
+        lo, hi = coord_range
+        if not lo < hi:
+            fail("range", "LO < HI", f"{lo}:{hi}", raw=True)
+        n = check_int("points", points, minimum=2)
+        surf = surface.line(obj, weights[0], weights[1], ts=np.linspace(lo, hi, n), labels=names, **common)
+    else:
+        res = check_int("resolution", resolution, minimum=2)
+        surf = surface.random_plane(obj, seed=seed, center=weights[0], span=span, resolution=res, **common)
+    base = surf.save(out / "surface")
+    files = [base.with_suffix(".npz"), base.with_suffix(".json")]
+    import matplotlib.pyplot as plt
+
+    fig = surf.plot("matplotlib", path=str(out / "surface.png"))
+    plt.close(fig)
+    surf.plot("plotly", path=str(out / "surface.html"))
+    files += [out / "surface.png", out / "surface.html"]
+    return {"files": files, "summary": _surface_summary(surf)}
+
+
+_TOY = ("sharpness", "escape", "salr")
+
+
+def toy_run(which: str = "all", *, out_dir: str | os.PathLike, fmt: str = "both") -> dict[str, Any]:
+    """``basinscope toy``: the 1-D demos of the SALR paper as figures (and a summary).
+
+    Args:
+        which: ``"sharpness"`` (ϕ, S, Ŝ across θ: Fig. 2), ``"escape"`` (GD trapped in a sharp minimum,
+            GD-SALR thrown out: an illustration), ``"salr"`` (learning rate against sharpness: Fig. 3) or ``"all"``.
+        out_dir: output directory; figures ``toy_<name>.png`` / ``toy_<name>.html``.
+        fmt: ``"png"``, ``"html"`` or ``"both"``.
+
+    Returns:
+        ``{"files": [...], "summary": {...}}``.
+    """
+    from . import toy
+
+    which = check_choice("which", which, (*_TOY, "all"))
+    fmt = check_choice("fmt", fmt, ("png", "html", "both"))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    summary: dict[str, Any] = {}
+    for name in _TOY if which == "all" else (which,):
+        if name == "sharpness":
+            res = toy.sharpness_profile()
+            summary[name] = {"thetas": len(res.thetas), "settings": res.settings}
+        elif name == "escape":
+            res = toy.escape_demo()
+            summary[name] = {n: {"final": res.final(n), "escaped": res.escaped(n)} for n in res.names}
+        else:
+            res = toy.salr_trace()
+            summary[name] = {"steps": int(res.lrs.size), "lr_min": float(res.lrs.min()), "lr_max": float(res.lrs.max())}
+        if fmt in ("png", "both"):
+            import matplotlib.pyplot as plt
+
+            fig = res.plot("matplotlib", path=out / f"toy_{name}.png")
+            plt.close(fig)
+            files.append(out / f"toy_{name}.png")
+        if fmt in ("html", "both"):
+            res.plot("plotly", path=out / f"toy_{name}.html")
+            files.append(out / f"toy_{name}.html")
+    return {"files": files, "summary": summary}
+
+
+def train_run(
+    method: str,
+    model: str,
+    data: str,
+    *,
+    out_dir: str | os.PathLike,
+    budget: int = 2000,
+    lr: float | None = None,
+    batch_size: int = 128,
+    init: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
+    train_samples: int | None = None,
+    test_samples: int | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """``basinscope train``: :func:`basinscope.optim.train` on spec'd model and data, with checkpoints.
+
+    Writes ``out_dir/checkpoint.pt`` while training (every ``checkpoint_every`` iterations), then ``final.pt``
+    (weights-only state_dict), ``history.json`` (per-iteration loss, learning rate, sharpness, gradient calls)
+    and ``metrics.json``. The SWA methods also stream every SWA sample and every round's average to
+    ``out_dir/samples/`` (``sample_00000.pt``…, ``round_0.pt``…: parameters only), ready for
+    ``basinscope surface plane`` (with ``--recompute-bn`` for BatchNorm models). With ``resume`` an interrupted
+    run continues from ``checkpoint.pt`` and ends with the weights of an uninterrupted run; without it an
+    existing checkpoint is an error (nothing is overwritten). A resume with other training data (another
+    ``train_samples``, a changed data set) is refused: the checkpoint holds the data's fingerprint. A run whose
+    loss becomes NaN/inf raises :class:`~basinscope.optim.runner.NonFiniteLossError` (a ``RuntimeError``).
+
+    Args:
+        method: a runner method (``sgd``, ``adam``, ``swa``, ``dswa``, ``tswa``, ``salr-sgd``, ``salr-adam``,
+            ``sam``, ``entropy-sgd``, ``entropy-sgd-salr``).
+        model, data: specs (see :mod:`basinscope.specs`).
+        out_dir: output directory.
+        budget: gradient calls (probe steps included).
+        lr: base learning rate (the method's default when ``None``).
+        batch_size: training minibatch size.
+        init: a checkpoint to start from (weights only).
+        checkpoint_every: iterations between checkpoints (runner default when ``None``).
+        resume: continue from ``out_dir/checkpoint.pt``.
+        seed: seeds the initial weights and the data order.
+        options: further method hyperparameters (e.g. ``{"c": 2, "gamma": 0.01}``).
+        train_samples, test_samples: use only the first N examples.
+        device: where to train.
+        progress: progress bar.
+
+    Returns:
+        ``{"final", "history", "metrics", "checkpoint", "samples", "test", "iterations", "gradient_calls",
+        "seconds"}`` (``samples``: the sample directory and its file names, or ``None`` for non-SWA methods).
+    """
+    from .checkpoint import load_into, load_state_dict, save_checkpoint
+    from .optim import train
+    from .optim.methods import SWA_METHODS
+    from .report import write_json
+    from .specs import resolve_data, resolve_model
+
+    out = Path(out_dir)
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists() and not resume:
+        fail(
+            "--out",
+            "a directory without a previous run's checkpoint.pt (or --resume to continue it)",
+            f"'{ckpt}'",
+            raw=True,
+        )
+    init_state = load_state_dict(init) if init is not None else None
+    dataset = resolve_data(data).subset(train_samples, test_samples)
+    torch.manual_seed(seed)
+    net = resolve_model(model, defaults=dataset.model_defaults())
+    if init_state is not None:
+        load_into(net, init_state)
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    net = net.to(dev)
+    from .diagnose import default_loss
+
+    opts = dict(options or {})
+    if lr is not None:
+        opts["lr"] = lr
+    kw: dict[str, Any] = {}
+    if checkpoint_every is not None:
+        kw["checkpoint_every"] = checkpoint_every
+    if method in SWA_METHODS:
+        kw["samples_dir"] = out / "samples"
+    out.mkdir(parents=True, exist_ok=True)
+    res = train(
+        method,
+        net,
+        (dataset.x_train, dataset.y_train),
+        budget=budget,
+        test_data=(dataset.x_test, dataset.y_test),
+        batch_size=batch_size,
+        loss_fn=default_loss(dataset.y_train),
+        seed=seed,
+        checkpoint=ckpt,
+        resume=resume,
+        progress=progress,
+        **kw,
+        **opts,
+    )
+    final = save_checkpoint(net, out / "final.pt", meta={"method": method, "model": model, "data": data})
+    history = write_json(out / "history.json", {"method": method, **{k: v.tolist() for k, v in res.history.items()}})
+    summary = {
+        "method": method,
+        "test": res.test,
+        "iterations": res.iterations,
+        "gradient_calls": res.grad_calls,
+        "seconds": res.seconds,
+        "settings": res.settings,
+    }
+    metrics = write_json(out / "metrics.json", summary)
+    samples = None
+    if method in SWA_METHODS:
+        samples = {"dir": out / "samples", "samples": list(res.samples.names), "rounds": list(res.round_averages.names)}
+    return {"final": final, "history": history, "metrics": metrics, "checkpoint": ckpt, "samples": samples, **summary}
