@@ -1,0 +1,97 @@
+"""Paper experiments: each table or figure reproduced is a function returning an :class:`ExperimentResult`.
+
+An experiment is registered under a name with :func:`register`; :func:`run_experiment` runs it (the demo report
+and ``basinscope reproduce NAME`` call it). Every experiment function has the signature::
+
+    fn(*, seeds: Sequence[int], quick: bool, out_dir: Path, progress: bool) -> ExperimentResult
+
+and must be resumable: finished pieces (one training run per method and seed) are kept under ``out_dir``
+(see :class:`basinscope.demo.stages.StageStore`) so an interrupted call, re-run with the same arguments, reuses
+them and ends with the identical result. ``quick=True`` is a small setting the tests run; its numbers are not
+evidence and the report says so.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .._checks import check_choice, check_int, fail
+from .result import Claim, ExperimentResult, claim
+from .stats import Interval, paired_difference, verdict
+
+__all__ = [
+    "EXPERIMENTS",
+    "Claim",
+    "ExperimentResult",
+    "Interval",
+    "claim",
+    "paired_difference",
+    "register",
+    "run_experiment",
+    "verdict",
+]
+
+ExperimentFn = Callable[..., ExperimentResult]
+
+#: name → experiment function (filled by :func:`register` in the experiment modules).
+EXPERIMENTS: dict[str, ExperimentFn] = {}
+
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+
+
+def register(name: str) -> Callable[[ExperimentFn], ExperimentFn]:
+    """Decorator: make ``fn`` available as ``run_experiment(name)`` and ``basinscope reproduce name``."""
+
+    def deco(fn: ExperimentFn) -> ExperimentFn:
+        if name in EXPERIMENTS:
+            raise RuntimeError(f"experiment {name!r} registered twice")
+        EXPERIMENTS[name] = fn
+        return fn
+
+    return deco
+
+
+def _load_all() -> None:
+    """Import the experiment modules (each registers its experiments)."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_") and info.name not in ("result", "stats"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def run_experiment(
+    name: str,
+    *,
+    seeds: Sequence[int] | int = DEFAULT_SEEDS,
+    quick: bool = False,
+    out_dir: str | os.PathLike = "basinscope-reproduce",
+    progress: bool = True,
+) -> ExperimentResult:
+    """Run (or resume) experiment ``name`` with ``seeds`` (a list, or a count n meaning seeds 0..n−1).
+
+    The result is also saved as ``out_dir/NAME/result.json``.
+    """
+    _load_all()
+    check_choice("name", name, sorted(EXPERIMENTS))
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = list(range(check_int("seeds", seeds, minimum=2)))
+    seeds = list(seeds)
+    if len(seeds) < 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        fail("seeds", "at least 2 non-negative integer seeds", seeds)
+    if len(set(seeds)) != len(seeds):
+        fail("seeds", "distinct seeds", seeds)
+    folder = Path(out_dir) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    res = EXPERIMENTS[name](seeds=seeds, quick=bool(quick), out_dir=folder, progress=progress)
+    if res.wall_s == 0.0:
+        import dataclasses
+
+        res = dataclasses.replace(res, wall_s=time.perf_counter() - start)
+    res.save(folder / "result.json")
+    return res
