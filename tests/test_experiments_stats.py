@@ -74,9 +74,31 @@ def test_bad_verdict_input():
 
 def test_result_round_trip(tmp_path):
     c = claim("a beats b", "+1", "acc", ("a", [2.0, 3.0, 4.0]), ("b", [1.0, 1.5, 2.0]), "greater", note="n")
-    res = ExperimentResult("x", "Table 1", {"lr": 0.1}, [0, 1, 2], True, {"a": [2.0, 3.0, 4.0]}, [c], 1.5)
+    res = ExperimentResult("x", "Table 1", {"lr": 0.1}, [0, 1, 2], "quick", {"a": [2.0, 3.0, 4.0]}, [c], 1.5)
     back = ExperimentResult.load(res.save(tmp_path / "r.json"))
     assert back == res
     (tmp_path / "bad.json").write_text('{"name": 1}')
     with pytest.raises(ValueError, match=r"^path: expected an experiment result"):
         ExperimentResult.load(tmp_path / "bad.json")
+
+
+def test_run_experiment_registry(tmp_path, monkeypatch):
+    from basinscope import experiments as ex
+
+    calls = []
+
+    def fake(*, seeds, size, out_dir, progress):
+        calls.append((tuple(seeds), size, out_dir.name))
+        return ExperimentResult("fake", "t", {}, list(seeds), size, {}, [], 0.0)
+
+    monkeypatch.setitem(ex.EXPERIMENTS, "fake", fake)
+    monkeypatch.setattr(ex, "_load_all", lambda: None)
+    res = ex.run_experiment("fake", seeds=3, size="quick", out_dir=tmp_path, progress=False)
+    assert calls == [((0, 1, 2), "quick", "fake")] and res.wall_s > 0
+    assert ExperimentResult.load(tmp_path / "fake" / "result.json") == res
+    with pytest.raises(ValueError, match=r"^size: expected one of"):
+        ex.run_experiment("fake", size="huge", out_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"^seeds: expected distinct seeds"):
+        ex.run_experiment("fake", seeds=[1, 1], out_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"^name: expected one of"):
+        ex.run_experiment("nope", out_dir=tmp_path)

@@ -3,12 +3,15 @@
 An experiment is registered under a name with :func:`register`; :func:`run_experiment` runs it (the demo report
 and ``basinscope reproduce NAME`` call it). Every experiment function has the signature::
 
-    fn(*, seeds: Sequence[int], quick: bool, out_dir: Path, progress: bool) -> ExperimentResult
+    fn(*, seeds: Sequence[int], size: str, out_dir: Path, progress: bool) -> ExperimentResult
 
 and must be resumable: finished pieces (one training run per method and seed) are kept under ``out_dir``
 (see :class:`basinscope.demo.stages.StageStore`) so an interrupted call, re-run with the same arguments, reuses
-them and ends with the identical result. ``quick=True`` is a small setting the tests run; its numbers are not
-evidence and the report says so.
+them and ends with the identical result. ``size`` is one of :data:`SIZES`: ``"quick"`` is a small setting the
+tests run (its numbers are not evidence and the report says so), ``"demo"`` the setting ``basinscope demo`` uses
+(the whole demo within 20 minutes on 2 cores), ``"full"`` the study as the paper runs it (``basinscope
+reproduce``). An experiment may also register a figure maker with :func:`register_figures`:
+``figures(result, folder) -> dict[str, Path]`` (title → image written into ``folder``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "claim",
     "paired_difference",
     "register",
+    "register_figures",
     "run_experiment",
     "verdict",
 ]
@@ -38,6 +42,13 @@ ExperimentFn = Callable[..., ExperimentResult]
 
 #: name → experiment function (filled by :func:`register` in the experiment modules).
 EXPERIMENTS: dict[str, ExperimentFn] = {}
+
+FigureFn = Callable[[ExperimentResult, Path], dict[str, Path]]
+
+#: name → figure maker of that experiment's result (filled by :func:`register_figures`).
+FIGURES: dict[str, FigureFn] = {}
+
+SIZES = ("quick", "demo", "full")
 
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 
@@ -49,6 +60,16 @@ def register(name: str) -> Callable[[ExperimentFn], ExperimentFn]:
         if name in EXPERIMENTS:
             raise RuntimeError(f"experiment {name!r} registered twice")
         EXPERIMENTS[name] = fn
+        return fn
+
+    return deco
+
+
+def register_figures(name: str) -> Callable[[FigureFn], FigureFn]:
+    """Decorator: ``fn(result, folder) -> {title: path}`` draws experiment ``name``'s figures."""
+
+    def deco(fn: FigureFn) -> FigureFn:
+        FIGURES[name] = fn
         return fn
 
     return deco
@@ -68,16 +89,17 @@ def run_experiment(
     name: str,
     *,
     seeds: Sequence[int] | int = DEFAULT_SEEDS,
-    quick: bool = False,
+    size: str = "full",
     out_dir: str | os.PathLike = "basinscope-reproduce",
     progress: bool = True,
 ) -> ExperimentResult:
-    """Run (or resume) experiment ``name`` with ``seeds`` (a list, or a count n meaning seeds 0..n−1).
+    """Run (or resume) experiment ``name`` at ``size`` with ``seeds`` (a list, or a count n: seeds 0..n−1).
 
     The result is also saved as ``out_dir/NAME/result.json``.
     """
     _load_all()
     check_choice("name", name, sorted(EXPERIMENTS))
+    check_choice("size", size, SIZES)
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         seeds = list(range(check_int("seeds", seeds, minimum=2)))
     seeds = list(seeds)
@@ -88,7 +110,7 @@ def run_experiment(
     folder = Path(out_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    res = EXPERIMENTS[name](seeds=seeds, quick=bool(quick), out_dir=folder, progress=progress)
+    res = EXPERIMENTS[name](seeds=seeds, size=size, out_dir=folder, progress=progress)
     if res.wall_s == 0.0:
         import dataclasses
 

@@ -80,7 +80,7 @@ class ExperimentResult:
         title: which table or figure of which paper it reproduces.
         settings: every setting that determines the numbers (model, data, budgets, rates, schedule).
         seeds: the seeds run.
-        quick: whether this was the quick (test) mode; quick numbers are not evidence.
+        size: "quick" (test mode; its numbers are not evidence), "demo" or "full".
         numbers: the measured values, JSON-ready (per method and seed, curves, sweeps).
         claims: the paper's claims with intervals and verdicts.
         wall_s: wall-clock seconds of the computation (0 for parts reused from a store).
@@ -90,7 +90,7 @@ class ExperimentResult:
     title: str
     settings: dict[str, Any]
     seeds: list[int]
-    quick: bool
+    size: str
     numbers: dict[str, Any]
     claims: list[Claim]
     wall_s: float = 0.0
