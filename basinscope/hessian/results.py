@@ -108,15 +108,35 @@ class DensityResult(Result):
         nodes = torch.where(mask, self.nodes, torch.zeros_like(self.nodes))
         return float((self.weights * nodes**p * mask).sum(dim=1).mean())
 
-    def plot(self, backend: str = "matplotlib", ax: Any = None, path: str | None = None, *, log: bool = True, **kw):
-        """Draw ρ(x) (log scale by default, as Ghorbani et al. 2019, Fig. 1). Returns the figure."""
+    def plot(
+        self,
+        backend: str = "matplotlib",
+        ax: Any = None,
+        path: str | None = None,
+        *,
+        log: bool | None = None,
+        **kw: Any,
+    ):
+        """Draw ρ(x) against the eigenvalue (as Ghorbani et al. 2019, Fig. 1). Returns the figure.
+
+        ``log``: a logarithmic density axis; ``None`` (default) chooses it where the drawn density spans more
+        than a decade (:func:`basinscope.style.choose_scale`), which a Gaussian-smoothed spectrum nearly always
+        does. The axis is cut at 10⁻¹² of the peak. ``path``: save a PNG/PDF (matplotlib) or self-contained
+        HTML (plotly).
+        """
+        from .. import style
+
         x = self.grid.detach().cpu().numpy()
         y = self.density.detach().cpu().numpy()
+        floor = float(y.max()) * 1e-12 if (y > 0).any() else 1e-12
+        shown = y[y >= floor]
+        log = style.choose_scale(shown) == "log" if log is None else bool(log)
         if backend == "plotly":
             import plotly.graph_objects as go
 
             fig = go.Figure(go.Scatter(x=x, y=y, mode="lines", **kw))
-            fig.update_layout(xaxis_title="eigenvalue", yaxis_title="density", yaxis_type="log" if log else None)
+            fig.update_layout(xaxis_title="eigenvalue", yaxis_title="density")
+            style.plotly_style(fig, log_axes=["yaxis"] if log else [])
             if path is not None:
                 from ..results import atomic_output  # a link planted at ``path`` is replaced, not written through
 
@@ -125,25 +145,18 @@ class DensityResult(Result):
             return fig
         if backend != "matplotlib":
             raise ValueError(f"backend: expected one of 'matplotlib', 'plotly', got {backend!r}")
-        import matplotlib
-
-        if ax is None and path is not None:
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(6, 4))
-        else:
-            fig = ax.figure
-        ax.plot(x, y, **kw)
-        if log:
-            ax.set_yscale("log")
-            ax.set_ylim(bottom=max(float(y[y > 0].min()) if (y > 0).any() else 1e-12, float(y.max()) * 1e-12))
-        ax.set_xlabel("eigenvalue")
-        ax.set_ylabel("density")
+        with style.context():
+            if ax is None:
+                fig, ax = style.new_figure(figsize=(6, 4))
+            else:
+                fig = ax.figure
+            ax.plot(x, y, **kw)
+            if log:
+                ax.set_yscale("log")
+                ax.set_ylim(bottom=max(float(y[y > 0].min()) if (y > 0).any() else 1e-12, floor))
+            ax.set_xlabel("eigenvalue")
+            ax.set_ylabel("density")
+            style.finish(fig)
         if path is not None:
-            from ..results import atomic_output
-
-            with atomic_output(path) as tmp:
-                fig.savefig(tmp, bbox_inches="tight")
+            style.save(fig, path)
         return fig

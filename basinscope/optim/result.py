@@ -60,32 +60,30 @@ class TrainResult(Result):
         keys = [k for k in ("loss", "lr", "sharpness") if k in self.history]
         if backend == "plotly":
             return self._plotly(keys, path)
-        import matplotlib
+        from .. import style
 
-        if path is not None:
-            matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3))
-        else:
-            axes = ax
-            fig = axes[0].figure
-        for a, k in zip(axes, keys):
-            values = self.history[k].numpy()
-            if k == "sharpness":
-                it = np.flatnonzero(np.isfinite(values))
-                a.plot(it, values[it], marker=".", **kw)
+        titles = {"loss": "training loss", "lr": "learning rate", "sharpness": "sharpness Ŝ"}
+        with style.context():
+            if ax is None:
+                fig, axes = style.new_figure(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
+                axes = list(axes[0])
             else:
-                a.plot(values, **kw)
-            a.set_xlabel("iteration")
-            a.set_title(k)
-        fig.tight_layout()
+                axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+                fig = axes[0].figure
+            for a, k in zip(axes, keys):
+                values = self.history[k].numpy()
+                if k == "sharpness":
+                    it = np.flatnonzero(np.isfinite(values))
+                    a.plot(it, values[it], marker=".", linestyle="", **kw)
+                    values = values[it]
+                else:
+                    a.plot(values, **kw)
+                style.apply_scale(a, values)  # a loss falling over decades gets a log axis, a flat one does not
+                a.set_xlabel("iteration")
+                a.set_title(titles[k])
+            style.finish(fig)
         if path is not None:
-            from ..results import atomic_output  # a link planted at ``path`` is replaced, not written through
-
-            with atomic_output(path) as tmp:
-                fig.savefig(tmp)
+            style.save(fig, path)
         return fig
 
     def _plotly(self, keys: list[str], path):
@@ -103,6 +101,13 @@ class TrainResult(Result):
             fig.add_trace(go.Scatter(x=it, y=values, mode=mode, name=k), row=1, col=col)
             fig.update_xaxes(title_text="iteration", row=1, col=col)
         fig.update_layout(title=f"{self.method}: training history", showlegend=False)
+        from .. import style
+
+        log_axes = []
+        for col, k in enumerate(keys, start=1):
+            if style.choose_scale(self.history[k].numpy()) == "log":
+                log_axes.append("yaxis" if col == 1 else f"yaxis{col}")
+        style.plotly_style(fig, log_axes=log_axes)
         if path is not None:
             from ..results import atomic_write_bytes
 

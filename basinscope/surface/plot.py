@@ -1,11 +1,15 @@
 """Drawing :class:`Surface1D` and :class:`Surface2D` (matplotlib or plotly, both imported lazily here only).
 
-* 2-D, matplotlib: filled contours with log-spaced levels and the marked points — the style of Garipov et al.
-  2018 (Fig. 1) and the SWA-revisited paper (Fig. 6); or a 3-D surface (``kind="surface"``).
+* 2-D, matplotlib: filled contours (viridis; log-spaced levels and a log colour scale only where the values span
+  more than a decade) and the marked points — the style of Garipov et al. 2018 (Fig. 1) and the SWA-revisited
+  paper (Fig. 6); or a 3-D surface (``kind="surface"``). The plane through three points is drawn with equal
+  aspect (its basis is orthonormal); a random plane is not (its directions are neither orthogonal nor unit).
 * 2-D, plotly: an interactive 3-D surface beside a contour map (``kind="both"``), saved as one self-contained
   HTML file (plotly.js embedded: ``include_plotlyjs=True``, no CDN).
-* 1-D: train loss (left axis, log scale) and test error (right axis) against t — the SWA-revisited paper's
-  Figs. 7–8.
+* 1-D: train loss (left axis) and test error (right axis) against t — the SWA-revisited paper's Figs. 7–8;
+  an axis is logarithmic only where its curve spans more than a decade.
+
+Every figure follows :mod:`basinscope.style` (plain tick labels, viridis, labels kept apart).
 
 Files are written when ``path`` is given: ``.png``/``.pdf``/``.svg`` for matplotlib, ``.html`` (or an image
 format through kaleido) for plotly.
@@ -23,7 +27,7 @@ import numpy as np
 from .._checks import check_choice, check_int, fail
 from ..results import atomic_output
 
-__all__ = ["log_levels", "plot_line", "plot_plane"]
+__all__ = ["plot_line", "plot_plane"]
 
 _NAMES = {
     "train_loss": "train loss",
@@ -31,22 +35,6 @@ _NAMES = {
     "test_loss": "test loss",
     "test_error": "test error",
 }
-
-
-def log_levels(values: np.ndarray, n: int) -> tuple[np.ndarray, float, float]:
-    """``n`` log-spaced contour levels between the smallest positive and the largest finite value."""
-    z = np.asarray(values, dtype=np.float64)
-    finite = z[np.isfinite(z)]
-    if finite.size == 0:
-        fail("values", "at least one finite value to draw", "no finite values", raw=True)
-    vmax = float(finite.max())
-    positive = finite[finite > 0]
-    vmin = float(positive.min()) if positive.size else 1e-12
-    if vmax <= 0:
-        vmax = 1.0
-    if vmin >= vmax:
-        vmin, vmax = vmin * 0.999, vmax * 1.001
-    return np.geomspace(vmin, vmax, n), vmin, vmax
 
 
 def _default_metric(result: Any, metric: str | None, prefer: tuple[str, ...]) -> str:
@@ -60,22 +48,12 @@ def _default_metric(result: Any, metric: str | None, prefer: tuple[str, ...]) ->
 
 
 def _mpl_figure(ax: Any, projection: str | None = None):
-    from matplotlib.figure import Figure
+    """``(figure, axes)``: the given ``ax`` and its figure, or a new figure in the house style."""
+    from .. import style
 
     if ax is not None:
         return ax.figure, ax
-    fig = Figure(figsize=(6.4, 5.2), layout="constrained")
-    return fig, fig.add_subplot(projection=projection)
-
-
-def _save_mpl(fig: Any, path: Any) -> None:
-    if path is not None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        if fig.canvas is None or type(fig.canvas).__name__ == "FigureCanvasBase":
-            FigureCanvasAgg(fig)
-        with _output(path) as target:
-            fig.savefig(target, dpi=120)
+    return style.new_figure(figsize=(6.4, 5.2), projection=projection)
 
 
 def _save_plotly(fig: Any, path: Any) -> None:
@@ -110,6 +88,8 @@ def plot_plane(
     title: str | None = None,
 ) -> Any:
     """See :meth:`Surface2D.plot`."""
+    from .. import style
+
     check_choice("backend", backend, ("matplotlib", "plotly"))
     levels = check_int("levels", levels, minimum=2)
     metric = _default_metric(result, metric, ("test_error", "train_loss"))
@@ -118,32 +98,40 @@ def plot_plane(
     pts = np.zeros((0, 2)) if result.points is None else np.asarray(result.points, dtype=np.float64)
     name = _NAMES[metric]
     title = title if title is not None else f"{name} ({result.kind})"
-    lv, vmin, vmax = log_levels(z, levels)
+    finite = z[np.isfinite(z)]
+    if finite.size == 0:
+        fail("values", "at least one finite value to draw", "no finite values", raw=True)
+    log = style.choose_scale(finite) == "log"  # log colours only where the values span decades (Garipov et al.)
+    # the plane through three points has a Gram-Schmidt (orthonormal) basis; random filter-normalized directions
+    # are neither orthogonal nor of unit length, so only the former is drawn with equal aspect
+    orthonormal = result.kind == "plane"
     if backend == "matplotlib":
         kind = check_choice("kind", kind or "contour", ("contour", "surface"))
-        from matplotlib.colors import LogNorm
-
-        if kind == "contour":
-            fig, ax = _mpl_figure(ax)
-            zc = np.clip(np.where(np.isfinite(z), z, vmax), vmin, vmax)
-            cs = ax.contourf(a, b, zc, levels=lv, norm=LogNorm(vmin, vmax), cmap="jet_r", extend="both")
-            ax.contour(a, b, zc, levels=lv, colors="k", linewidths=0.4, alpha=0.6)
-            fig.colorbar(cs, ax=ax, label=name, format="%.3g")
-            if len(pts):
-                ax.scatter(pts[:, 0], pts[:, 1], marker="o", s=50, c="white", edgecolors="k", zorder=3)
-                for (x, y), lab in zip(pts, result.point_labels):
-                    ax.annotate(lab, (x, y), xytext=(5, 5), textcoords="offset points", fontsize=11, zorder=4)
-            if result.kind == "plane":
-                ax.set_aspect("equal", adjustable="box")
-        else:
-            fig, ax = _mpl_figure(ax, projection="3d")
-            aa, bb = np.meshgrid(a, b)
-            ax.plot_surface(aa, bb, z, cmap="jet_r", norm=LogNorm(vmin, vmax), linewidth=0, antialiased=True)
-            ax.set_zlabel(name)
-        ax.set_xlabel("α")
-        ax.set_ylabel("β")
-        ax.set_title(title)
-        _save_mpl(fig, path)
+        with style.context():
+            norm = style.color_norm(finite)
+            zc = np.clip(np.where(np.isfinite(z), z, norm.vmax), norm.vmin, norm.vmax)
+            if kind == "contour":
+                fig, ax = _mpl_figure(ax)
+                lv = style.levels(norm, levels)
+                cs = ax.contourf(a, b, zc, levels=lv, norm=norm, cmap=style.CMAP, extend="neither")
+                ax.contour(a, b, zc, levels=lv, colors="k", linewidths=0.3, alpha=0.5)
+                style.colorbar(fig, cs, ax, label=name + (" (log scale)" if log else ""))
+                if len(pts):
+                    style.label_points(ax, dict(zip(result.point_labels, map(tuple, pts))))
+                style.plane_axes(ax, orthonormal=orthonormal)
+                ax.grid(False)
+            else:
+                fig, ax = _mpl_figure(ax, projection="3d")
+                aa, bb = np.meshgrid(a, b)
+                surf = ax.plot_surface(aa, bb, zc, cmap=style.CMAP, norm=norm, linewidth=0, antialiased=True)
+                style.colorbar(fig, surf, ax, shrink=0.6, pad=0.08, label=name + (" (log scale)" if log else ""))
+                ax.set_zlabel(name)
+            ax.set_xlabel("α")
+            ax.set_ylabel("β")
+            ax.set_title(title)
+            style.finish(fig)
+        if path is not None:
+            style.save(fig, path, dpi=120)
         return fig
 
     kind = check_choice("kind", kind or "both", ("both", "surface", "contour"))
@@ -152,7 +140,17 @@ def plot_plane(
 
     labels = list(result.point_labels)
     on_grid = [(i, j, lab) for (i, j), lab in zip(result.point_indices, labels) if i >= 0]
-    surface = go.Surface(x=a, y=b, z=z, colorscale="Jet", reversescale=True, colorbar={"title": name, "x": -0.08})
+    vmin, vmax = float(finite.min()), float(finite.max())
+    if log:
+        zcol = np.log10(np.clip(z, vmin, vmax))
+        ticks = np.arange(np.ceil(np.log10(vmin)), np.floor(np.log10(vmax)) + 1)
+        colorbar = {"title": f"{name} (log scale)", "tickvals": ticks.tolist(), "ticktext": [f"{10**t:g}" for t in ticks]}
+    else:
+        zcol = np.clip(z, vmin, vmax)
+        colorbar = {"title": name}
+    surface = go.Surface(
+        x=a, y=b, z=z, surfacecolor=zcol, colorscale=style.PLOTLY_COLORSCALE, colorbar={**colorbar, "x": -0.08}
+    )
     markers3d = go.Scatter3d(
         x=[a[i] for i, _, _ in on_grid],
         y=[b[j] for _, j, _ in on_grid],
@@ -162,14 +160,15 @@ def plot_plane(
         marker={"size": 5, "color": "black"},
         showlegend=False,
     )
+    lo, hi = float(np.nanmin(zcol)), float(np.nanmax(zcol))
     contour = go.Contour(
         x=a,
         y=b,
-        z=np.log10(np.clip(z, vmin, vmax)),
-        colorscale="Jet",
-        reversescale=True,
-        contours={"start": np.log10(vmin), "end": np.log10(vmax), "size": (np.log10(vmax) - np.log10(vmin)) / levels},
-        colorbar={"title": f"log10 {name}"},
+        z=zcol,
+        colorscale=style.PLOTLY_COLORSCALE,
+        contours={"start": lo, "end": hi, "size": (hi - lo) / levels or 1.0},
+        colorbar=colorbar,
+        showscale=kind == "contour",
     )
     markers2d = go.Scatter(
         x=pts[:, 0], y=pts[:, 1], mode="markers+text", text=labels, textposition="top right",
@@ -187,6 +186,12 @@ def plot_plane(
     else:
         fig = go.Figure([contour, markers2d])
     fig.update_layout(title=title, scene={"xaxis_title": "α", "yaxis_title": "β", "zaxis_title": name})
+    if kind != "surface":
+        fig.update_xaxes(title_text="α")
+        fig.update_yaxes(title_text="β")
+        if orthonormal:
+            fig.update_yaxes(scaleanchor="x2" if kind == "both" else "x", scaleratio=1)
+    style.plotly_style(fig)
     _save_plotly(fig, path)
     return fig
 
@@ -211,31 +216,42 @@ def plot_line(
         curves = ["train_loss"] + ([second] if getattr(result, second) is not None else [])
     pts = [] if result.points is None else list(np.asarray(result.points, dtype=np.float64))
     title = title if title is not None else result.kind
+    from .. import style
+
     if backend == "matplotlib":
-        fig, ax = _mpl_figure(ax)
-        axes = [ax] + ([ax.twinx()] if len(curves) == 2 else [])
-        for k, (axk, m) in enumerate(zip(axes, curves)):
-            axk.plot(t, result.values(m), color=f"C{k}", marker="o", markersize=3, label=_NAMES[m])
-            axk.set_ylabel(_NAMES[m], color=f"C{k}")
-            if m.endswith("loss") and np.all(result.values(m)[np.isfinite(result.values(m))] > 0):
-                axk.set_yscale("log")
-        for x, lab in zip(pts, result.point_labels):
-            ax.axvline(x, color="gray", linestyle=":", linewidth=1)
-            ax.annotate(lab, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -12), textcoords="offset points")
-        ax.set_xlabel("t")
-        ax.set_title(title)
-        _save_mpl(fig, path)
+        with style.context():
+            fig, ax = _mpl_figure(ax)
+            axes = [ax] + ([ax.twinx()] if len(curves) == 2 else [])
+            for k, (axk, m) in enumerate(zip(axes, curves)):
+                values = result.values(m)
+                axk.plot(t, values, color=f"C{k}", marker="o", markersize=3, label=_NAMES[m])
+                axk.set_ylabel(_NAMES[m], color=f"C{k}")
+                style.apply_scale(axk, values)  # log only where the curve spans more than a decade
+            if len(axes) == 2:
+                axes[1].grid(False)
+                axes[1].spines["right"].set_visible(True)
+            style.label_lines(ax, pts, list(result.point_labels))
+            ax.set_xlabel("t")
+            ax.set_title(title)
+            style.finish(fig)
+        if path is not None:
+            style.save(fig, path, dpi=120)
         return fig
 
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     fig = make_subplots(specs=[[{"secondary_y": True}]])
+    log_axes = []
     for k, m in enumerate(curves):
-        fig.add_trace(go.Scatter(x=t, y=result.values(m), mode="lines+markers", name=_NAMES[m]), secondary_y=k == 1)
+        values = result.values(m)
+        fig.add_trace(go.Scatter(x=t, y=values, mode="lines+markers", name=_NAMES[m]), secondary_y=k == 1)
         fig.update_yaxes(title_text=_NAMES[m], secondary_y=k == 1)
+        if style.choose_scale(values) == "log":
+            log_axes.append("yaxis2" if k == 1 else "yaxis")
     for x, lab in zip(pts, result.point_labels):
         fig.add_vline(x=float(x), line_dash="dot", annotation_text=lab)
     fig.update_layout(title=title, xaxis_title="t")
+    style.plotly_style(fig, log_axes=log_axes)
     _save_plotly(fig, path)
     return fig

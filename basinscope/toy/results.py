@@ -35,39 +35,40 @@ def render(panels: list[dict[str, Any]], backend: str, ax: Any = None, path: str
 
 
 def _render_mpl(panels, ax, path):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from .. import style
 
-    if ax is None:
-        fig = Figure(figsize=(5.2 * len(panels), 4.0), layout="constrained")
-        FigureCanvasAgg(fig)
-        axes = list(fig.subplots(1, len(panels), squeeze=False)[0])
-    else:
-        axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
-        if len(axes) != len(panels):
-            fail("ax", f"{len(panels)} matplotlib Axes (one per panel)", f"{len(axes)}", raw=True)
-        fig = axes[0].figure
-    for a, panel in zip(axes, panels):
-        for lo, hi in panel.get("spans", []):
-            a.axvspan(lo, hi, color="0.85", zorder=0)
-        handles = []
-        for i, line in enumerate(panel["lines"]):
-            style = {"marker": "o", "markersize": 3, "linestyle": "-" if line.get("joined") else ""}
-            kw = style if line.get("markers") else {}
-            handles += a.plot(line["x"], line["y"], label=line["label"], color=line.get("colour", _COLOURS[i]), **kw)
-        a.set_title(panel["title"])
-        a.set_xlabel(panel["xlabel"])
-        a.set_ylabel(panel["ylabel"])
-        if panel.get("lines2"):
-            b = a.twinx()
-            for j, line in enumerate(panel["lines2"]):
-                colour = line.get("colour", _COLOURS[len(panel["lines"]) + j])
-                handles += b.plot(line["x"], line["y"], label=line["label"], color=colour, linestyle="--")
-            b.set_ylabel(panel["ylabel2"])
-        a.legend(handles=handles, fontsize=8)
+    with style.context():
+        if ax is None:
+            fig, axes = style.new_figure(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
+            axes = list(axes[0])
+        else:
+            axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+            if len(axes) != len(panels):
+                fail("ax", f"{len(panels)} matplotlib Axes (one per panel)", f"{len(axes)}", raw=True)
+            fig = axes[0].figure
+        for a, panel in zip(axes, panels):
+            for lo, hi in panel.get("spans", []):
+                a.axvspan(lo, hi, color="0.85", zorder=0)
+            handles = []
+            for i, line in enumerate(panel["lines"]):
+                kw = {"marker": "o", "markersize": 3, "linestyle": "-" if line.get("joined") else ""}
+                kw = kw if line.get("markers") else {}
+                handles += a.plot(line["x"], line["y"], label=line["label"], color=line.get("colour", _COLOURS[i]), **kw)
+            a.set_title(panel["title"])
+            a.set_xlabel(panel["xlabel"])
+            a.set_ylabel(panel["ylabel"])
+            if panel.get("lines2"):
+                b = a.twinx()
+                b.grid(False)
+                b.spines["right"].set_visible(True)
+                for j, line in enumerate(panel["lines2"]):
+                    colour = line.get("colour", _COLOURS[len(panel["lines"]) + j])
+                    handles += b.plot(line["x"], line["y"], label=line["label"], color=colour, linestyle="--")
+                b.set_ylabel(panel["ylabel2"])
+            a.legend(handles=handles)
+        style.finish(fig)
     if path is not None:
-        with atomic_output(path) as tmp:  # never through a link planted at path
-            fig.savefig(tmp, dpi=110)
+        style.save(fig, path, dpi=110)  # atomically, never through a link planted at path
     return fig
 
 
@@ -104,7 +105,10 @@ def _render_plotly(panels, path):
         )
         if panel.get("lines2"):
             fig.update_yaxes(title_text=panel["ylabel2"], row=1, col=c, secondary_y=True)
-    fig.update_layout(width=520 * len(panels), height=430, template="plotly_white")
+    fig.update_layout(width=520 * len(panels), height=430)
+    from .. import style
+
+    style.plotly_style(fig)
     if path is not None:
         with atomic_output(path) as tmp:
             fig.write_html(str(tmp), include_plotlyjs=True, full_html=True)
@@ -211,10 +215,11 @@ class EscapeResult(Result):
         ]
         fig = render(panels, backend, ax, None)
         if backend == "matplotlib":
+            from .. import style
+
             fig.axes[1].axhspan(lo, hi, color="0.85", zorder=0)
             if path is not None:
-                with atomic_output(path) as tmp:  # never through a link planted at path
-                    fig.savefig(tmp, dpi=110)
+                style.save(fig, path, dpi=110)  # never through a link planted at path
         else:
             fig.add_hrect(y0=lo, y1=hi, fillcolor="lightgrey", opacity=0.5, line_width=0, row=1, col=2)
             if path is not None:
