@@ -144,7 +144,8 @@ def plot_plane(
     if log:
         zcol = np.log10(np.clip(z, vmin, vmax))
         ticks = np.arange(np.ceil(np.log10(vmin)), np.floor(np.log10(vmax)) + 1)
-        colorbar = {"title": f"{name} (log scale)", "tickvals": ticks.tolist(), "ticktext": [f"{10**t:g}" for t in ticks]}
+        text = [f"{10**t:g}" for t in ticks]
+        colorbar = {"title": f"{name} (log scale)", "tickvals": ticks.tolist(), "ticktext": text}
     else:
         zcol = np.clip(z, vmin, vmax)
         colorbar = {"title": name}

@@ -53,7 +53,8 @@ def _render_mpl(panels, ax, path):
             for i, line in enumerate(panel["lines"]):
                 kw = {"marker": "o", "markersize": 3, "linestyle": "-" if line.get("joined") else ""}
                 kw = kw if line.get("markers") else {}
-                handles += a.plot(line["x"], line["y"], label=line["label"], color=line.get("colour", _COLOURS[i]), **kw)
+                colour = line.get("colour", _COLOURS[i])
+                handles += a.plot(line["x"], line["y"], label=line["label"], color=colour, **kw)
             a.set_title(panel["title"])
             a.set_xlabel(panel["xlabel"])
             a.set_ylabel(panel["ylabel"])
