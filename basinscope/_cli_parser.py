@@ -48,9 +48,16 @@ def _add_model_data(p: argparse.ArgumentParser, *, eval_batch: bool = True) -> N
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 
-def _add_common(p: argparse.ArgumentParser, *, progress: bool = True) -> None:
-    if progress:
-        p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+def _add_common(p: argparse.ArgumentParser) -> None:
+    """``--quiet`` (alias ``--no-progress``) and ``--threads``: every subcommand takes them (add them to new ones)."""
+    p.add_argument(
+        "-q",
+        "--quiet",
+        "--no-progress",
+        dest="quiet",
+        action="store_true",
+        help="no progress bars (the summary line and errors remain)",
+    )
     p.add_argument(
         "--threads",
         type=positive_int,
@@ -190,5 +197,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="basinscope-toy", metavar="DIR", help="output directory (default: %(default)s)")
     p.add_argument("--format", choices=["png", "html", "both"], default="both", help="figure format")
     p.add_argument("--json", action="store_true", help="print the demo summaries as JSON on stdout")
-    _add_common(p, progress=False)
+    _add_common(p)
     return parser

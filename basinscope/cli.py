@@ -12,6 +12,10 @@ Bad input ends with one line ``basinscope: error: <what>`` on stderr and exit st
 ``BASINSCOPE_DEBUG=1`` to see one); a failure during the computation ends with one line and exit status 1.
 ``main(argv)`` returns the exit status, so it can be called in-process.
 
+Every command shows progress bars on stderr (what it is doing, how far, the time left:
+:func:`basinscope._progress.progress`) for its long steps; ``--quiet``/``-q`` (alias ``--no-progress``) hides
+them, leaving the one summary line.
+
 Every command takes ``--threads N`` (default 1): torch's intra-op threads while it runs. The networks these
 commands are usually run on are small, and one thread is as fast for them while staying fast on a loaded
 machine; raise it for large models. ``main`` restores the previous setting when the command returns.
@@ -71,7 +75,7 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
     # the run sets torch's threads from its config; --threads is part of the settings (results may differ with it)
     config = dataclasses.replace(DemoConfig.quick() if a.quick else DemoConfig(), threads=a.threads)
-    out = run_demo(a.out, quick=a.quick, seed=a.seed, progress=not a.no_progress, reuse=not a.fresh, config=config)
+    out = run_demo(a.out, quick=a.quick, seed=a.seed, progress=not a.quiet, reuse=not a.fresh, config=config)
     _say(f"report: {out['report']}\nnumbers: {out['json']}")
     return 0
 
@@ -95,7 +99,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         train_samples=a.train_samples,
         test_samples=a.test_samples,
         device=_device(a.device),
-        progress=not a.no_progress,
+        progress=not a.quiet,
     )
     if a.json:
         _print_json(res)
@@ -129,7 +133,7 @@ def _cmd_diagnose(a: argparse.Namespace) -> int:
         train_samples=a.train_samples,
         test_samples=a.test_samples,
         device=_device(a.device),
-        progress=not a.no_progress,
+        progress=not a.quiet,
     )
     if a.json:
         _print_json(res["metrics"])
@@ -163,7 +167,7 @@ def _cmd_surface(a: argparse.Namespace) -> int:
         train_samples=a.train_samples,
         test_samples=a.test_samples,
         device=_device(a.device),
-        progress=not a.no_progress,
+        progress=not a.quiet,
         **kw,
     )
     if a.json:
@@ -176,7 +180,7 @@ def _cmd_surface(a: argparse.Namespace) -> int:
 def _cmd_toy(a: argparse.Namespace) -> int:
     from .workflows import toy_run
 
-    res = toy_run(a.which, out_dir=a.out, fmt=a.format)
+    res = toy_run(a.which, out_dir=a.out, fmt=a.format, progress=not a.quiet)
     if a.json:
         _print_json(res)
     else:
@@ -230,7 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        with _threads(getattr(args, "threads", None)):
+        from ._progress import quiet
+
+        # --quiet silences every bar made while the command runs, also those of code not told about it
+        with _threads(getattr(args, "threads", None)), quiet(getattr(args, "quiet", False)):
             return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         _say(f"{PROG}: interrupted")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -123,10 +122,10 @@ def diagnose(
     stages += ["evaluate_test"] if test_obj is not None else []
     stages += ["density"] if density else []
     stages += ["line", "plane"] if surfaces else []
-    from tqdm.auto import tqdm
+    from ._progress import progress as progress_bar
 
-    # one bar over the stages (the surfaces add their own bars over grid points); stderr, as every bar here
-    bar = tqdm(total=len(stages), desc="diagnose", unit="stage", file=sys.stderr, disable=not progress)
+    # one bar over the stages (the estimators add their own bars below it); stderr, as every bar here
+    bar = progress_bar(total=len(stages), desc="diagnose", unit="stage", enabled=progress)
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
         bar.set_postfix_str(name, refresh=True)
@@ -139,22 +138,26 @@ def diagnose(
     try:
         tr = timed("evaluate_train", lambda: obj.evaluate(theta))
         te = timed("evaluate_test", lambda: test_obj.evaluate(theta)) if test_obj is not None else None
-        results["phi"] = timed(
-            "phi", lambda: sharpness.keskar(obj, epsilon, steps=ascent_steps, seed=seed, params=theta)
-        )
-        results["S"] = timed(
-            "S", lambda: sharpness.two_sided(obj, epsilon, steps=ascent_steps, seed=seed, params=theta)
-        )
+        ball = {"steps": ascent_steps, "seed": seed, "params": theta, "progress": progress}
+        results["phi"] = timed("phi", lambda: sharpness.keskar(obj, epsilon, **ball))
+        results["S"] = timed("S", lambda: sharpness.two_sided(obj, epsilon, **ball))
         results["S_hat"] = timed("S_hat", lambda: sharpness.probe(obj, gamma, steps, steps, params=theta))
         k = min(top_k, obj.dim - 1)
         results["eigen"] = timed(
-            "eigen", lambda: hessian.top_eigenvalues(obj, k=k, params=theta, max_iter=lanczos_iter, seed=seed)
+            "eigen",
+            lambda: hessian.top_eigenvalues(
+                obj, k=k, params=theta, max_iter=lanczos_iter, seed=seed, progress=progress
+            ),
         )
-        results["trace"] = timed("trace", lambda: hessian.trace(obj, n_samples=n_trace, params=theta, seed=seed))
+        results["trace"] = timed(
+            "trace", lambda: hessian.trace(obj, n_samples=n_trace, params=theta, seed=seed, progress=progress)
+        )
         if density:
             results["density"] = timed(
                 "density",
-                lambda: hessian.density(obj, n_runs=1 if quick else 3, n_iter=lanczos_iter, params=theta, seed=seed),
+                lambda: hessian.density(
+                    obj, n_runs=1 if quick else 3, n_iter=lanczos_iter, params=theta, seed=seed, progress=progress
+                ),
             )
         if surfaces:
             n_line = 2 * res + 1

@@ -168,7 +168,9 @@ def surface_run(
 _TOY = ("sharpness", "escape", "salr")
 
 
-def toy_run(which: str = "all", *, out_dir: str | os.PathLike, fmt: str = "both") -> dict[str, Any]:
+def toy_run(
+    which: str = "all", *, out_dir: str | os.PathLike, fmt: str = "both", progress: bool = True
+) -> dict[str, Any]:
     """``basinscope toy``: the 1-D demos of the SALR paper as figures (and a summary).
 
     Args:
@@ -176,6 +178,7 @@ def toy_run(which: str = "all", *, out_dir: str | os.PathLike, fmt: str = "both"
             GD-SALR thrown out: an illustration), ``"salr"`` (learning rate against sharpness: Fig. 3) or ``"all"``.
         out_dir: output directory; figures ``toy_<name>.png`` / ``toy_<name>.html``.
         fmt: ``"png"``, ``"html"`` or ``"both"``.
+        progress: a bar over the demos (the sharpness profile alone takes seconds).
 
     Returns:
         ``{"files": [...], "summary": {...}}``.
@@ -188,7 +191,12 @@ def toy_run(which: str = "all", *, out_dir: str | os.PathLike, fmt: str = "both"
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     summary: dict[str, Any] = {}
-    for name in _TOY if which == "all" else (which,):
+    from ._progress import progress as progress_bar
+
+    names = _TOY if which == "all" else (which,)
+    bar = progress_bar(total=len(names), desc="toy", unit="demo", enabled=progress)
+    for name in names:
+        bar.set_postfix_str(name)
         if name == "sharpness":
             res = toy.sharpness_profile()
             summary[name] = {"thetas": len(res.thetas), "settings": res.settings}
@@ -207,6 +215,8 @@ def toy_run(which: str = "all", *, out_dir: str | os.PathLike, fmt: str = "both"
         if fmt in ("html", "both"):
             res.plot("plotly", path=out / f"toy_{name}.html")
             files.append(out / f"toy_{name}.html")
+        bar.update(1)
+    bar.close()
     return {"files": files, "summary": summary}
 
 

@@ -73,11 +73,10 @@ def _error_estimates(theta: torch.Tensor, res: torch.Tensor) -> torch.Tensor:
 
 
 def _progress(enabled: bool, total: int, desc: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
+    """A bar over ``total`` HVPs (:func:`basinscope._progress.progress`), or ``None`` when hidden."""
+    from .._progress import progress, showing
 
-    return tqdm(total=total, desc=desc, leave=False)
+    return progress(total=total, desc=desc, unit="hvp") if showing(enabled) else None
 
 
 def _start_vector(op: HessianOperator, start: str, seed: int) -> torch.Tensor:

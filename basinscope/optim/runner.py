@@ -170,10 +170,11 @@ def train(
     else:
         torch.manual_seed(seed)
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from .._progress import progress as progress_bar
+    from .._progress import showing
 
-        bar = tqdm(total=budget, initial=run.spent, desc=method, unit="grad")
+    if showing(progress):
+        bar = progress_bar(total=budget, initial=run.spent, desc=f"train {method}", unit="grad")
     try:
         with preserve_modes(model):
             model.train()

@@ -48,17 +48,7 @@ def tiny(dtype: torch.dtype) -> float:
 
 
 def progress_bar(total: int, enabled: bool, desc: str):
-    """A tqdm bar when ``enabled`` (imported lazily), else a no-op object with the same ``update``/``close``."""
-    if enabled:
-        from tqdm.auto import tqdm
+    """A bar (:func:`basinscope._progress.progress`) when ``enabled``, else a no-op with ``update``/``close``."""
+    from .._progress import progress
 
-        return tqdm(total=total, desc=desc, leave=False)
-    return _NoBar()
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+    return progress(total=total, desc=desc, enabled=enabled)

@@ -265,9 +265,10 @@ def evaluate_points(
     pending: list[tuple[int, Any, Any, Any, Any]] = []
     bar = None
     if progress and len(todo):
-        from tqdm.auto import tqdm
+        from .._progress import progress as progress_bar
+        from .._progress import showing
 
-        bar = tqdm(total=len(todo), desc=desc, leave=False)
+        bar = progress_bar(total=len(todo), desc=f"surface: {desc}", unit="point") if showing() else None
     last = time.perf_counter()
     start_cost = [o.cost.copy() for o in objs]
     try:
