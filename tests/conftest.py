@@ -1,6 +1,14 @@
-"""Shared fixtures: tiny float64 models and data for reference checks."""
+"""Shared fixtures: tiny float64 models and data for reference checks, and the device tests run on.
+
+``BASINSCOPE_TEST_DEVICE`` (default ``cpu``; e.g. ``cuda`` or ``cuda:1``) is the device of the :func:`device`
+fixture; asking for CUDA where torch sees none stops the run at start-up. The tests that take the fixture (the
+core data path: Objective, HVP, Lanczos, the optimizers' steps, the surface grid) build their models and data
+there; docs/benchmarks/gpu.md lists the files. ``benchmarks/gpu_check.sh`` runs the suite with ``cuda``.
+"""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -11,6 +19,36 @@ from torch import nn
 torch.set_num_threads(1)
 
 
+def resolve_test_device(name: str | None) -> torch.device:
+    """The device named by ``BASINSCOPE_TEST_DEVICE`` (``None`` or empty: cpu); CUDA must be available."""
+    try:
+        dev = torch.device(name or "cpu")
+    except RuntimeError:
+        msg = f"BASINSCOPE_TEST_DEVICE: expected a torch device such as cpu or cuda, got {name!r}"
+        raise pytest.UsageError(msg) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError(
+            f"BASINSCOPE_TEST_DEVICE: {name!r} asked for, but torch.cuda.is_available() is False on this machine"
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise pytest.UsageError(f"BASINSCOPE_TEST_DEVICE: {name!r}, but torch sees {torch.cuda.device_count()} GPUs")
+    return dev
+
+
+def pytest_configure(config):
+    resolve_test_device(os.environ.get("BASINSCOPE_TEST_DEVICE"))  # fail at start-up, not in every test
+
+
+def pytest_report_header(config):
+    return f"basinscope test device: {resolve_test_device(os.environ.get('BASINSCOPE_TEST_DEVICE'))}"
+
+
+@pytest.fixture(scope="session")
+def device() -> torch.device:
+    """The device tests build their models and data on (``BASINSCOPE_TEST_DEVICE``, default cpu)."""
+    return resolve_test_device(os.environ.get("BASINSCOPE_TEST_DEVICE"))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Never write into the user's cache directory from tests (data sets are cached per session)."""
@@ -18,8 +56,8 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("BASINSCOPE_CACHE", str(cache))
 
 
-def tiny_bn_net(seed: int = 0, dropout: float = 0.0) -> nn.Module:
-    """A float64 MLP with BatchNorm (and optional dropout): 3 -> 5 -> 2."""
+def tiny_bn_net(seed: int = 0, dropout: float = 0.0, device: torch.device | str = "cpu") -> nn.Module:
+    """A float64 MLP with BatchNorm (and optional dropout): 3 -> 5 -> 2, built on the CPU, then moved."""
     torch.manual_seed(seed)
     layers: list[nn.Module] = [nn.Linear(3, 5), nn.BatchNorm1d(5), nn.Tanh()]
     if dropout:
@@ -30,14 +68,15 @@ def tiny_bn_net(seed: int = 0, dropout: float = 0.0) -> nn.Module:
     with torch.no_grad():
         model[1].running_mean.uniform_(-0.5, 0.5)
         model[1].running_var.uniform_(0.5, 1.5)
-    return model
+    return model.to(device)
 
 
-def tiny_data(n: int = 10, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def tiny_data(n: int = 10, seed: int = 1, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` float64 inputs of size 3 and binary labels, drawn on the CPU (the same on every device), moved."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 3, generator=g, dtype=torch.float64)
     y = torch.randint(0, 2, (n,), generator=g)
-    return x, y
+    return x.to(device), y.to(device)
 
 
 def snapshot(model: nn.Module) -> dict:

@@ -14,15 +14,16 @@ from .test_hessian_helpers import data, dense_hessian, objective, tiny_bn_mlp, t
 
 
 @pytest.fixture(scope="module")
-def problem():
-    model = tiny_bn_mlp()
-    x, y = data()
-    H = dense_hessian(model, x, y)
+def problem(device):
+    """Model and data on the test device; the dense reference Hessian computed there, compared on the CPU."""
+    model = tiny_bn_mlp().to(device)
+    x, y = (t.to(device) for t in data())
+    H = dense_hessian(model, x, y).cpu()
     return model, x, y, H, torch.linalg.eigvalsh(H)
 
 
 def _flat(vec: dict) -> torch.Tensor:
-    return torch.cat([t.reshape(-1).to(torch.float64) for t in vec.values()])
+    return torch.cat([t.detach().reshape(-1).to("cpu", torch.float64) for t in vec.values()])
 
 
 @pytest.mark.parametrize("k", [1, 3, 5], ids=lambda k: f"k{k}")
@@ -160,7 +161,7 @@ def test_operator_matmat_is_dense_hessian_and_counts(problem):
     op = HessianOperator(obj)
     V = torch.randn(obj.dim, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     before = obj.cost.copy()
-    torch.testing.assert_close(op.matmat(V), H @ V, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(op.matmat(V.to(x.device)).cpu(), H @ V, rtol=1e-10, atol=1e-12)
     spent = obj.cost - before
     assert spent.hvps == 3 and spent.samples == obj.num_samples  # three vectors, one data pass
 
@@ -169,7 +170,7 @@ def test_operator_matmat_is_dense_hessian_and_counts(problem):
 def test_layers_subset_vs_dense_sub_hessian(problem, layers):
     model, x, y, _, _ = problem
     names = select_names([n for n, _ in model.named_parameters()], layers)
-    Hs = dense_hessian(model, x, y, names)
+    Hs = dense_hessian(model, x, y, names).cpu()
     evs = torch.linalg.eigvalsh(Hs)
     obj = objective(model, x, y)
     k = min(2, Hs.shape[0] - 1)

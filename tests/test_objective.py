@@ -44,9 +44,9 @@ def _reference_loss_and_grad(model, x, y, params=None):
 
 
 @pytest.mark.parametrize("sizes", SPLITS.values(), ids=SPLITS.keys())
-def test_loss_and_grad_match_autograd(sizes):
-    model = tiny_bn_net(dropout=0.3).train()
-    x, y = tiny_data()
+def test_loss_and_grad_match_autograd(sizes, device):
+    model = tiny_bn_net(dropout=0.3, device=device).train()
+    x, y = tiny_data(device=device)
     obj = Objective(model, F.cross_entropy, _batches(x, y, sizes))
     ref_loss, ref_grad = _reference_loss_and_grad(model, x, y)
     loss, grad = obj.loss_and_grad()
@@ -56,10 +56,10 @@ def test_loss_and_grad_match_autograd(sizes):
         torch.testing.assert_close(grad[k], ref_grad[k], rtol=1e-12, atol=1e-15)
 
 
-def test_unequal_last_batch_is_weighted_by_size():
+def test_unequal_last_batch_is_weighted_by_size(device):
     """The exact mean differs from the naive mean of batch means; we give the exact one."""
-    model = tiny_bn_net()
-    x, y = tiny_data()
+    model = tiny_bn_net(device=device)
+    x, y = tiny_data(device=device)
     batches = _batches(x, y, [4, 4, 2])
     obj = Objective(model, F.cross_entropy, batches)
     with torch.no_grad():
@@ -69,9 +69,9 @@ def test_unequal_last_batch_is_weighted_by_size():
     torch.testing.assert_close(obj.loss(), exact, rtol=1e-13, atol=0)
 
 
-def test_at_other_point_matches_loaded_copy():
-    model = tiny_bn_net()
-    x, y = tiny_data()
+def test_at_other_point_matches_loaded_copy(device):
+    model = tiny_bn_net(device=device)
+    x, y = tiny_data(device=device)
     obj = Objective(model, F.cross_entropy, (x, y))
     theta = P.axpy(0.3, P.random_direction(obj.point(), seed=1), obj.point())
     ref_loss, ref_grad = _reference_loss_and_grad(model, x, y, params=theta)
@@ -82,9 +82,9 @@ def test_at_other_point_matches_loaded_copy():
 
 
 @pytest.mark.parametrize("sizes", [[10], [4, 4, 2]], ids=["one-batch", "three-batches"])
-def test_hvp_matches_dense_hessian(sizes):
-    model = tiny_bn_net()
-    x, y = tiny_data()
+def test_hvp_matches_dense_hessian(sizes, device):
+    model = tiny_bn_net(device=device)
+    x, y = tiny_data(device=device)
     obj = Objective(model, F.cross_entropy, _batches(x, y, sizes))
     theta = obj.point()
     names = list(theta)
@@ -106,9 +106,9 @@ def test_hvp_matches_dense_hessian(sizes):
     assert obj.cost.hvps == 4
 
 
-def test_per_example_grads_match_loop():
-    model = tiny_bn_net(dropout=0.5)
-    x, y = tiny_data()
+def test_per_example_grads_match_loop(device):
+    model = tiny_bn_net(dropout=0.5, device=device)
+    x, y = tiny_data(device=device)
     obj = Objective(model, F.cross_entropy, _batches(x, y, [6, 4]))
     pe = obj.per_example_grads(batch=1)
     pe_pair = obj.per_example_grads(batch=(x[6:], y[6:]), chunk_size=3)
@@ -157,9 +157,9 @@ def test_from_function_multivariate_quadratic():
     torch.testing.assert_close(obj.hvp({"theta": v})["theta"], A @ v)
 
 
-def test_cost_counts_and_track():
-    model = tiny_bn_net()
-    x, y = tiny_data()
+def test_cost_counts_and_track(device):
+    model = tiny_bn_net(device=device)
+    x, y = tiny_data(device=device)
     obj = Objective(model, F.cross_entropy, _batches(x, y, [4, 4, 2]))
     with obj.track() as t:
         obj.loss()
@@ -172,9 +172,9 @@ def test_cost_counts_and_track():
     assert isinstance(obj.cost + Cost(), Cost)
 
 
-def test_evaluate_accuracy():
-    model = tiny_bn_net()
-    x, y = tiny_data(n=17)
+def test_evaluate_accuracy(device):
+    model = tiny_bn_net(device=device)
+    x, y = tiny_data(n=17, device=device)
     obj = Objective(model, F.cross_entropy, _batches(x, y, [8, 9]))
     with torch.no_grad():
         out = copy.deepcopy(model).eval()(x)

@@ -17,9 +17,9 @@ from basinscope.sharpness.stochastic import stochastic_probe
 from .conftest import tiny_bn_net, tiny_data
 
 
-def _mlp(seed=0):
+def _mlp(seed=0, device="cpu"):
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2)).double()
+    return torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2)).double().to(device)
 
 
 def _closure(opt, model, x, y):
@@ -36,9 +36,9 @@ SEQ = [0.4, 1.0, 0.2, 3.0, 0.7, 0.7, 2.5, 0.1]
 
 
 @pytest.mark.parametrize("c", [1, 2, 3])
-def test_lr_sequence_matches_hand_computed_medians(c):
-    model = _mlp()
-    x, y = tiny_data(n=8)
+def test_lr_sequence_matches_hand_computed_medians(c, device):
+    model = _mlp(device=device)
+    x, y = tiny_data(n=8, device=device)
     opt = SALR(SGD(model.parameters(), lr=0.1), c=c)
     lrs, recorded = [], []
     for k in range(len(SEQ)):
@@ -107,10 +107,11 @@ def test_adam_salr_with_constant_sharpness_equals_torch_adam(steps):
         assert torch.equal(pa, pb)
 
 
-def test_sgd_salr_probe_equals_stochastic_probe_and_is_counted():
-    model = tiny_bn_net(seed=2)
-    x, y = tiny_data(n=10)
-    expected = stochastic_probe(Objective(tiny_bn_net(seed=2), F.cross_entropy, (x, y)), 0.02, 2, 3).value
+def test_sgd_salr_probe_equals_stochastic_probe_and_is_counted(device):
+    model = tiny_bn_net(seed=2, device=device)
+    x, y = tiny_data(n=10, device=device)
+    reference = Objective(tiny_bn_net(seed=2, device=device), F.cross_entropy, (x, y))
+    expected = stochastic_probe(reference, 0.02, 2, 3).value
     opt = SGDSALR(model, F.cross_entropy, lr=0.1, c=2, gamma=0.02, n_descent=2, n_ascent=3)
     model.train()
     for _ in range(3):
@@ -120,10 +121,10 @@ def test_sgd_salr_probe_equals_stochastic_probe_and_is_counted():
     assert model.training  # the probe restored the mode
 
 
-def test_salr_lr_is_a_device_tensor_for_tensor_rate_optimizers():
-    model = _mlp()
+def test_salr_lr_is_a_device_tensor_for_tensor_rate_optimizers(device):
+    model = _mlp(device=device)
     opt = SGDSALR(model, F.cross_entropy, lr=0.1)
-    x, y = tiny_data(n=8)
+    x, y = tiny_data(n=8, device=device)
     opt.step(_closure(opt, model, x, y), batch=(x, y))
     assert isinstance(opt.param_groups[0]["lr"], torch.Tensor)
     plain = SALR(torch.optim.SGD(model.parameters(), lr=0.1), model, F.cross_entropy)

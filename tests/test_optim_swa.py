@@ -14,14 +14,15 @@ from basinscope.optim import WeightAverager, chc_lr, dswa, recompute_bn_, swa, s
 from .conftest import tiny_bn_net
 
 
-def _mlp(seed=0):
+def _mlp(seed=0, device="cpu"):
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2)).double()
+    return torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2)).double().to(device)
 
 
-def _data(n=40, seed=1):
+def _data(n=40, seed=1, device="cpu"):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 3, generator=g, dtype=torch.float64), torch.randint(0, 2, (n,), generator=g)
+    x, y = torch.randn(n, 3, generator=g, dtype=torch.float64), torch.randint(0, 2, (n,), generator=g)
+    return x.to(device), y.to(device)
 
 
 def test_weight_averager_equals_hand_mean_and_averaged_model():
@@ -80,9 +81,9 @@ def _hand_swa_rounds(model, x, y, *, k, n, c, lr, lr_min, batch_size, seed):
 
 
 @pytest.mark.parametrize(("k", "lr_min"), [(1, None), (2, 0.01), (3, None)], ids=["swa", "dswa-cyclic", "tswa"])
-def test_swa_rounds_equal_hand_algorithm(k, lr_min):
-    x, y = _data()
-    model, ref = _mlp(), _mlp()
+def test_swa_rounds_equal_hand_algorithm(k, lr_min, device):
+    x, y = _data(device=device)
+    model, ref = _mlp(device=device), _mlp(device=device)
     res = swa_rounds(model, (x, y), k=k, n=12 * k, c=3, lr=0.1, lr_min=lr_min, batch_size=8, progress=False)
     samples, averages = _hand_swa_rounds(ref, x, y, k=k, n=12 * k, c=3, lr=0.1, lr_min=lr_min, batch_size=8, seed=0)
     assert len(res.samples) == len(samples) == 4 * k
@@ -90,15 +91,15 @@ def test_swa_rounds_equal_hand_algorithm(k, lr_min):
     names = [n for n, _ in model.named_parameters()]
     for got, want in zip(res.samples, samples):
         for name, w in zip(names, want):
-            torch.testing.assert_close(got[name], w, rtol=1e-13, atol=1e-14)
+            torch.testing.assert_close(got[name].to(w.device), w, rtol=1e-13, atol=1e-14)  # samples: CPU
     for got, want in zip(res.round_averages, averages):
         for name, w in zip(names, want):
-            torch.testing.assert_close(got[name], w, rtol=1e-13, atol=1e-14)
+            torch.testing.assert_close(got[name].to(w.device), w, rtol=1e-13, atol=1e-14)  # samples: CPU
     for p, q in zip(model.parameters(), ref.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-13, atol=1e-14)
     # the final weights are exactly AveragedModel over the last round's samples
-    am = AveragedModel(_mlp())
-    holder = _mlp()
+    am = AveragedModel(_mlp(device=device))
+    holder = _mlp(device=device)
     for s, r in zip(res.samples, res.sample_rounds):
         if r == k - 1:
             holder.load_state_dict(s)
@@ -108,15 +109,15 @@ def test_swa_rounds_equal_hand_algorithm(k, lr_min):
     assert res.grad_calls == 12 * k and res.iterations == 12 * k
 
 
-def test_k1_equals_swa_and_named_entry_points():
-    x, y = _data()
-    a, b = _mlp(), _mlp()
+def test_k1_equals_swa_and_named_entry_points(device):
+    x, y = _data(device=device)
+    a, b = _mlp(device=device), _mlp(device=device)
     ra = swa(a, (x, y), n=12, c=4, lr=0.05, batch_size=8, progress=False)
     rb = swa_rounds(b, (x, y), k=1, n=12, c=4, lr=0.05, batch_size=8, progress=False)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert len(ra.samples) == len(rb.samples) == 3
-    assert len(dswa(_mlp(), (x, y), n=12, c=3, batch_size=8, progress=False).round_averages) == 2
-    assert len(tswa(_mlp(), (x, y), n=12, c=2, batch_size=8, progress=False).round_averages) == 3
+    assert len(dswa(_mlp(device=device), (x, y), n=12, c=3, batch_size=8, progress=False).round_averages) == 2
+    assert len(tswa(_mlp(device=device), (x, y), n=12, c=2, batch_size=8, progress=False).round_averages) == 3
 
 
 def test_bn_recompute_equals_update_bn_with_short_last_batch():

@@ -79,11 +79,11 @@ def test_three_points_evaluate_exactly_to_obj_loss():
         assert s.at_point(lab) == obj.loss(w).item()
 
 
-def test_plane_classification_matches_plain_loop_with_errors():
+def test_plane_classification_matches_plain_loop_with_errors(device):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3)).double()
-    x, y = torch.randn(20, 3, dtype=torch.float64), torch.randint(0, 3, (20,))
-    xt, yt = torch.randn(15, 3, dtype=torch.float64), torch.randint(0, 3, (15,))
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3)).double().to(device)
+    x, y = torch.randn(20, 3, dtype=torch.float64).to(device), torch.randint(0, 3, (20,)).to(device)
+    xt, yt = torch.randn(15, 3, dtype=torch.float64).to(device), torch.randint(0, 3, (15,)).to(device)
     obj = Objective(model, F.cross_entropy, [(x[:8], y[:8]), (x[8:], y[8:])])
     test = Objective(model, F.cross_entropy, (xt, yt))
     w1 = obj.point()
@@ -140,9 +140,9 @@ def test_random_directions_filter_normalized_seeded_and_ignore_biasbn():
     assert torch.count_nonzero(raw["0.bias"]) == 5
 
 
-def test_random_plane_and_line_against_loop_and_centre_exact():
-    model = tiny_bn_net()
-    obj = Objective(model, F.cross_entropy, tiny_data(12))
+def test_random_plane_and_line_against_loop_and_centre_exact(device):
+    model = tiny_bn_net(device=device)
+    obj = Objective(model, F.cross_entropy, tiny_data(12, device=device))
     before = snapshot(model)
     s = random_plane(obj, seed=2, resolution=(4, 3), span=(0.5, 0.25), progress=False)
     d1, d2 = random_directions(obj.point(), 2, seed=2)
