@@ -9,6 +9,11 @@ random CIFAR-shaped data (batch 128), CPU. Parts (``--parts``, comma separated):
 * ``one``     one batch of 128: top-1 and top-5 eigenvalues, trace, density; both libraries; accuracy vs a
               tightly converged Lanczos reference.
 * ``four``    4 batches of 128 (PyHessian's dataloader mode): top-1, top-5.
+* ``native``  ours alone (no PyHessian), one batch: top-1, top-5, trace (20 samples), density (one run);
+              what ``benchmarks/gpu_check.sh`` times on CUDA (``--device cuda --parts hvp,native``).
+
+``--device`` moves the problem (drawn on the CPU, so the same on every device) there; on CUDA every time is
+taken after a synchronize. ``--json PATH`` writes the results.
 
 Machine speed drifts on shared hosts, so every comparison is interleaved: ours, then ``--reps`` times
 (PyHessian, ours); each ratio divides a PyHessian time by the mean of the two runs of ours around it, and the
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +75,14 @@ class ResNet20(nn.Module):
         return self.fc(out)
 
 
+DEVICE = torch.device("cpu")  # set by --device
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def make_problem(n_batches: int, batch: int = 128, seed: int = 0):
     torch.manual_seed(seed)
     model = ResNet20()
@@ -83,14 +97,17 @@ def make_problem(n_batches: int, batch: int = 128, seed: int = 0):
         F.cross_entropy(model(x[idx]), y[idx]).backward()
         opt.step()
     opt.zero_grad(set_to_none=True)
-    model.eval()
+    model.eval().to(DEVICE)
+    x, y = x.to(DEVICE), y.to(DEVICE)
     batches = [(x[i * batch : (i + 1) * batch], y[i * batch : (i + 1) * batch]) for i in range(n_batches)]
     return model, batches
 
 
 def timed(fn, *a, **kw):
+    _sync()
     t0 = time.perf_counter()
     out = fn(*a, **kw)
+    _sync()
     return out, time.perf_counter() - t0
 
 
@@ -102,7 +119,7 @@ def part_hvp(reps: int = 5) -> dict:
     obj = Objective(model, F.cross_entropy, batches[0])
     out: dict = {"params": obj.dim, "reps": reps}
     gen = torch.Generator().manual_seed(0)
-    vs = torch.randn(obj.dim, 4, generator=gen, dtype=torch.float64)
+    vs = torch.randn(obj.dim, 4, generator=gen, dtype=torch.float64).to(DEVICE)
     cached = HessianOperator(obj, graph="cached")
     cached_torch = HessianOperator(obj, graph="cached", fast_second_order=False)
     stream = HessianOperator(obj, graph="stream")
@@ -257,7 +274,26 @@ def part_spectra(n_batches: int, density_iter: int, pyhessian_max_iter: int, ref
     return out
 
 
+def part_native(density_iter: int) -> dict:
+    """Ours alone on one batch: seconds and HVPs of top-1, top-5, trace and density (no PyHessian needed)."""
+    model, batches = make_problem(1)
+    obj = Objective(model, F.cross_entropy, batches[0])
+    out: dict = {"params": obj.dim}
+    top_eigenvalues(obj, k=1, max_iter=5)  # warm-up: kernels, the cached graph
+    for name, fn in (
+        ("top1", lambda: top_eigenvalues(obj, k=1)),
+        ("top5", lambda: top_eigenvalues(obj, k=5)),
+        ("trace", lambda: trace(obj, n_samples=20)),
+        ("density", lambda: density(obj, n_runs=1, n_iter=density_iter)),
+    ):
+        r, seconds = timed(fn)
+        out[name] = {"seconds": seconds, "hvps": r.cost.hvps, "s_per_hvp": seconds / max(r.cost.hvps, 1)}
+        print(json.dumps({name: out[name]}), flush=True)
+    return out
+
+
 def main() -> None:
+    global DEVICE
     ap = argparse.ArgumentParser()
     ap.add_argument("--parts", default="hvp,one,four")
     ap.add_argument("--threads", type=int, default=2)
@@ -267,9 +303,12 @@ def main() -> None:
     ap.add_argument("--ref-iter", type=int, default=100)
     ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions, one batch")
     ap.add_argument("--reps-four", type=int, default=1, help="interleaved repetitions, four batches")
+    ap.add_argument("--device", default="cpu", help="torch device (cuda: times taken after a synchronize)")
+    ap.add_argument("--json", type=Path, default=None, help="write the results here")
     args = ap.parse_args()
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
-    results = {"torch": torch.__version__, "threads": args.threads}
+    results = {"torch": torch.__version__, "threads": args.threads, "device": str(DEVICE)}
     parts = args.parts.split(",")
     if "hvp" in parts:
         results["hvp"] = part_hvp()
@@ -280,7 +319,11 @@ def main() -> None:
         results["four_batches"] = part_spectra(
             4, args.density_iter, args.pyhessian_max_iter_four, args.ref_iter, args.reps_four
         )
+    if "native" in parts:
+        results["native"] = part_native(args.density_iter)
     print(json.dumps(results, indent=1))
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
 
 
 if __name__ == "__main__":

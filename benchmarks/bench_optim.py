@@ -1,6 +1,7 @@
 """Side-by-side timings of the reference optimizers and the SALR probe (run by hand, not a test).
 
     flock /tmp/basinscope-bench.lock /work/venv/bin/python benchmarks/bench_optim.py [--reps 5]
+    python benchmarks/bench_optim.py --device cuda --reps 2 --json optim.json     (benchmarks/gpu_check.sh)
 
 Toy CNN (``build_model("toy_cnn")``), batch 128 of random CIFAR-shaped data, float32, CPU:
 
@@ -17,8 +18,10 @@ median of the per-round ratios (both sides measured within seconds of each other
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -31,15 +34,23 @@ from basinscope.optim import SAM, SGD, SGDSALR, WeightAverager
 from basinscope.sharpness.stochastic import probe_kernel
 
 
+def _sync() -> None:
+    """Wait for queued CUDA work, so that a time covers the work and not only its launch."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def rounds(fns: dict, reps: int) -> dict[str, list[float]]:
     """Seconds of every function in ``fns`` over ``reps`` alternating rounds (after one warm-up call each)."""
     for fn in fns.values():
         fn()
+    _sync()
     out: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(reps):
         for name, fn in fns.items():
             t0 = time.perf_counter()
             fn()
+            _sync()
             out[name].append(time.perf_counter() - t0)
     return out
 
@@ -57,12 +68,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--device", default="cpu", help="torch device (cuda: times include a synchronize)")
+    ap.add_argument("--skip-loop", action="store_true", help="leave out the explicit per-example loop (slow)")
+    ap.add_argument("--json", type=Path, default=None, help="write the timings (seconds) here")
     args = ap.parse_args()
+    device = torch.device(args.device)
     torch.manual_seed(0)
-    model = build_model("toy_cnn")
-    x = torch.randn(args.batch, 3, 32, 32)
-    y = torch.randint(0, 10, (args.batch,))
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}")
+    model = build_model("toy_cnn").to(device)
+    x = torch.randn(args.batch, 3, 32, 32).to(device)
+    y = torch.randint(0, 10, (args.batch,)).to(device)
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, batch {args.batch}")
+    record: dict = {"device": str(device), "batch": args.batch, "reps": args.reps}
 
     def closure_for(opt):
         def closure():
@@ -88,6 +104,7 @@ def main() -> None:
     print("\n| optimizer | s / iteration | × SGD (median of per-round ratios) |\n|---|---|---|")
     for name, ts in it.items():
         print(f"| {name} | {med(ts) / 2:.4f} | {ratio(ts, it['SGD']):.2f} |")
+    record["s_per_iteration"] = {name: med(ts) / 2 for name, ts in it.items()}
 
     # 2. the probe (10 normalized steps + 2 forward passes) vs loop vs plain batch-gradient steps
     params = {n: p.detach() for n, p in model.named_parameters()}
@@ -153,15 +170,19 @@ def main() -> None:
             "vmap32": lambda: probe(chunk=32, method="vmap"),
             "batchnorm": lambda: probe("batch"),
             "batch": batch_steps,
-            "loop": loop_probe,
+            **({} if args.skip_loop else {"loop": loop_probe}),
         },
         args.reps,
     )
+    if args.skip_loop:
+        del names["loop"]
     print(f"\n| {steps} normalized steps | s | × batch-gradient steps |\n|---|---|---|")
     for key, name in names.items():
         print(f"| {name} | {med(t[key]):.3f} | {ratio(t[key], t['batch']):.2f} |")
+    record["probe_s"] = {key: med(t[key]) for key in names}
     print(f"\nghost probe / batch steps = {ratio(t['ghost'], t['batch']):.2f} (target <= 1.5)")
-    print(f"loop / ghost probe = {ratio(t['loop'], t['ghost']):.2f} (target >= 2.5)")
+    if "loop" in t:
+        print(f"loop / ghost probe = {ratio(t['loop'], t['ghost']):.2f} (target >= 2.5)")
     print(f"vmap probe / ghost probe = {ratio(t['vmap'], t['ghost']):.2f}")
     print(f"per-round ghost / batch: {[round(a / b, 3) for a, b in zip(t['ghost'], t['batch'])]}")
 
@@ -175,6 +196,9 @@ def main() -> None:
     print(f"\n| averaging update | ms |\n|---|---|\n| WeightAverager | {1e3 * med(a['ours']):.3f} |")
     print(f"| AveragedModel | {1e3 * med(a['am']):.3f} |")
     print(f"WeightAverager / AveragedModel = {ratio(a['ours'], a['am']):.2f} (target <= 1)")
+    record["averaging_update_s"] = {"WeightAverager": med(a["ours"]), "AveragedModel": med(a["am"])}
+    if args.json is not None:
+        args.json.write_text(json.dumps(record, indent=1))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ Then the same ``plane`` in fresh processes: 1 process × 1 thread, 1 process × 
 ``torchrun --standalone --nproc_per_node=2`` with 1 thread per process.
 
 Run: ``flock /tmp/basinscope-bench.lock /work/venv/bin/python benchmarks/bench_surface.py``
-(``--resolution 11`` for a quick look).
+(``--resolution 11`` for a quick look). On a GPU: ``--device cuda --parts inprocess --json surface.json``
+(``benchmarks/gpu_check.sh``): the same three variants on the device, times taken after a synchronize.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def problem(n_images: int = 1000, batch: int = 500):
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def problem(n_images: int = 1000, batch: int = 500, device: torch.device | str = "cpu"):
+    """The toy CNN, its data and three points, drawn on the CPU (the same on every device), then moved."""
     from basinscope.models import build_model
     from basinscope.objective import Objective
 
@@ -43,20 +50,24 @@ def problem(n_images: int = 1000, batch: int = 500):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(n_images, 3, 32, 32, generator=g)
     y = torch.randint(0, 10, (n_images,), generator=g)
+    model, x, y = model.to(device), x.to(device), y.to(device)
     batches = [(x[i : i + batch], y[i : i + batch]) for i in range(0, n_images, batch)]
     obj = Objective(model, F.cross_entropy, batches)
     w1 = obj.point()
-    w2 = {k: v + 0.05 * torch.randn(v.shape, generator=g) for k, v in w1.items()}
-    w3 = {k: v + 0.05 * torch.randn(v.shape, generator=g) for k, v in w1.items()}
+    w2 = {k: v + 0.05 * torch.randn(v.shape, generator=g).to(device) for k, v in w1.items()}
+    w3 = {k: v + 0.05 * torch.randn(v.shape, generator=g).to(device) for k, v in w1.items()}
     return model, obj, batches, w1, w2, w3
 
 
-def run_ours(resolution: int) -> dict:
+def run_ours(resolution: int, device: torch.device | str = "cpu") -> dict:
     from basinscope.surface import plane, shutdown
 
-    _, obj, _, w1, w2, w3 = problem()
+    device = torch.device(device)
+    _, obj, _, w1, w2, w3 = problem(device=device)
+    _sync(device)
     t0 = time.perf_counter()
     s = plane(obj, w1, w2, w3, resolution=resolution, progress=False)
+    _sync(device)
     seconds = time.perf_counter() - t0
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
@@ -65,22 +76,25 @@ def run_ours(resolution: int) -> dict:
             "threads": torch.get_num_threads(), "checksum": float(s.train_loss.sum())}  # fmt: skip
 
 
-def run_limit(n_points: int) -> float:
-    model, _, batches, _, _, _ = problem()
+def run_limit(n_points: int, device: torch.device | str = "cpu") -> float:
+    device = torch.device(device)
+    model, _, batches, _, _, _ = problem(device=device)
+    _sync(device)
     t0 = time.perf_counter()
     with torch.no_grad():
         for _ in range(n_points):
             for x, _ in batches:
                 model(x)
+    _sync(device)
     return time.perf_counter() - t0
 
 
-def run_naive(resolution: int) -> tuple[float, int]:
+def run_naive(resolution: int, device: torch.device | str = "cpu") -> tuple[float, int]:
     import numpy as np
 
     from basinscope.surface.plane import plane_basis
 
-    model, _obj, batches, w1, w2, w3 = problem()
+    model, _obj, batches, w1, w2, w3 = problem(device=device)
     u, v, pc = plane_basis(w1, w2, w3)
     u = {k: t.float() for k, t in u.items()}
     v = {k: t.float() for k, t in v.items()}
@@ -122,28 +136,36 @@ def main() -> None:
     ap.add_argument("--worker", action="store_true", help="internal: time plane() once and print JSON")
     ap.add_argument("--parts", default="inprocess,processes")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="torch device of the in-process variants")
+    ap.add_argument("--json", type=Path, default=None, help="write the in-process timings (seconds) here")
     a = ap.parse_args()
     if a.worker:
         print(json.dumps(run_ours(a.resolution)), flush=True)
         return
     parts = a.parts.split(",")
+    device = torch.device(a.device)
+    record: dict = {"device": str(device), "resolution": a.resolution, "repeats": a.repeats}
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads, "
-          f"resolution {a.resolution}", flush=True)  # fmt: skip
+          f"resolution {a.resolution}, device {device}", flush=True)  # fmt: skip
     if "inprocess" in parts:
         # interleaved repeats (limit, ours, limit, ours, ...), minimum of each: the machine is shared
         ours_runs, limit_runs = [], []
         for _ in range(a.repeats):
-            ours = run_ours(a.resolution)
+            ours = run_ours(a.resolution, device)
             n = ours["points"]
             ours_runs.append(ours["seconds"])
-            limit_runs.append(run_limit(n))
-        naive, n_naive = run_naive(a.resolution)
+            limit_runs.append(run_limit(n, device))
+        naive, n_naive = run_naive(a.resolution, device)
         naive = naive * n / n_naive
         limit, best = min(limit_runs), min(ours_runs)
         print(f"points {n}: limit {limit:.2f} s ({1e3 * limit / n:.1f} ms/pt) | ours {best:.2f} s "
               f"({best / limit:.3f}x limit) | naive state_dict {naive:.2f} s ({naive / limit:.3f}x limit)",
               flush=True)  # fmt: skip
         print(f"  all runs: limit {[round(x, 2) for x in limit_runs]}, ours {[round(x, 2) for x in ours_runs]}")
+        record.update(points=n, limit_s=limit, ours_s=best, naive_s=naive, ours_runs_s=ours_runs,
+                      limit_runs_s=limit_runs)  # fmt: skip
+    if a.json is not None:
+        a.json.write_text(json.dumps(record, indent=1))
     if "processes" in parts:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env.pop("WORLD_SIZE", None)
