@@ -76,10 +76,11 @@ class Surface1D(Result):
         path: str | None = None,
         title: str | None = None,
     ) -> Any:
-        """Draw the line: by default train loss (left axis, log scale) and test error (right axis), the
-        style of the SWA-revisited paper's Figs. 7–8; with ``metric=`` one curve. ``backend="plotly"``
-        returns a plotly figure (written as self-contained HTML when ``path`` ends in ``.html``).
-        Returns the figure."""
+        """Draw the line: by default train loss (left axis) and test error (right axis), the style of the
+        SWA-revisited paper's Figs. 7–8; with ``metric=`` one curve. An axis is logarithmic only where its curve
+        spans more than a decade, and every tick label is a plain number (:mod:`basinscope.style`).
+        ``backend="plotly"`` returns a plotly figure (written as self-contained HTML when ``path`` ends in
+        ``.html``). Returns the figure."""
         from . import plot
 
         return plot.plot_line(self, backend=backend, metric=metric, ax=ax, path=path, title=title)
@@ -150,9 +151,12 @@ class Surface2D(Result):
     ) -> Any:
         """Draw the surface.
 
-        matplotlib (``kind="contour"``, default): filled contours with log-spaced levels and the marked
-        points, the style of Garipov et al. 2018 and the SWA-revisited paper's Fig. 6; ``kind="surface"``:
-        a 3-D surface. plotly (``kind="both"``, default): an interactive 3-D surface beside a contour map,
+        matplotlib (``kind="contour"``, default): filled viridis contours and the marked points (labels kept
+        apart), the style of Garipov et al. 2018 and the SWA-revisited paper's Fig. 6 — log-spaced levels and a
+        log colour scale where the values span more than a decade, even ones otherwise; equal aspect for the
+        plane through three points (its basis is orthonormal), free aspect for a random plane (its
+        filter-normalized directions are neither orthogonal nor of unit length); ``kind="surface"``: a 3-D
+        surface. plotly (``kind="both"``, default): an interactive 3-D surface beside a contour map,
         written as a self-contained HTML file (plotly.js embedded) when ``path`` is given; ``"surface"`` or
         ``"contour"`` alone. ``metric`` defaults to ``"test_error"`` when measured, else ``"train_loss"``.
         Returns the figure.
