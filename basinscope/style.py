@@ -55,6 +55,7 @@ __all__ = [
     "plain_ticks",
     "plane_axes",
     "plotly_style",
+    "plotly_text_positions",
     "save",
 ]
 
@@ -351,6 +352,21 @@ def save(fig: Any, path: Any, *, dpi: int | None = None) -> None:
                 fig.savefig(tmp, dpi=dpi)
         else:
             fig.savefig(path, dpi=dpi)
+
+
+def plotly_text_positions(points: Any, *, near: float = 0.06) -> list[str]:
+    """Plotly ``textposition`` for each marked point (rows of ``points``: x, y): ``"top right"``, except that a
+    point within ``near`` (a fraction of the points' extent) of an earlier one takes the next free corner, so
+    the labels of close points (SWA beside DSWA) do not print over each other."""
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    corners = ["top right", "bottom right", "top left", "bottom left"]
+    extent = np.ptp(p, axis=0) if len(p) else np.ones(2)
+    extent = np.where(extent > 0, extent, 1.0)
+    out: list[str] = []
+    for i, xy in enumerate(p):
+        close = [out[j] for j in range(i) if np.all(np.abs((p[j] - xy) / extent) <= near)]
+        out.append(next((c for c in corners if c not in close), corners[len(close) % 4]))
+    return out
 
 
 def plotly_style(fig: Any, *, log_axes: Sequence[str] = ()) -> Any:

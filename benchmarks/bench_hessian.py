@@ -12,7 +12,7 @@ random CIFAR-shaped data (batch 128), CPU. Parts (``--parts``, comma separated):
 * ``native``  ours alone (no PyHessian), one batch: top-1, top-5, trace (20 samples), density (one run);
               what ``benchmarks/gpu_check.sh`` times on CUDA (``--device cuda --parts hvp,native``).
 
-``--device`` moves the problem (drawn on the CPU, so the same on every device) there; on CUDA every time is
+``--device`` moves the problem there (its data drawn on the CPU; its 10 warm-up SGD steps run on the device); on CUDA every time is
 taken after a synchronize. ``--json PATH`` writes the results.
 
 Machine speed drifts on shared hosts, so every comparison is interleaved: ours, then ``--reps`` times
@@ -85,10 +85,10 @@ def _sync() -> None:
 
 def make_problem(n_batches: int, batch: int = 128, seed: int = 0):
     torch.manual_seed(seed)
-    model = ResNet20()
+    model = ResNet20().to(DEVICE)
     # a few SGD steps in train mode so BatchNorm statistics and weights are not at initialization
-    x = torch.randn(n_batches * batch, 3, 32, 32)
-    y = torch.randint(0, 10, (n_batches * batch,))
+    x = torch.randn(n_batches * batch, 3, 32, 32).to(DEVICE)
+    y = torch.randint(0, 10, (n_batches * batch,)).to(DEVICE)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     model.train()
     for i in range(10):
@@ -97,8 +97,7 @@ def make_problem(n_batches: int, batch: int = 128, seed: int = 0):
         F.cross_entropy(model(x[idx]), y[idx]).backward()
         opt.step()
     opt.zero_grad(set_to_none=True)
-    model.eval().to(DEVICE)
-    x, y = x.to(DEVICE), y.to(DEVICE)
+    model.eval()
     batches = [(x[i * batch : (i + 1) * batch], y[i * batch : (i + 1) * batch]) for i in range(n_batches)]
     return model, batches
 

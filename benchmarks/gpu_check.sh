@@ -64,6 +64,8 @@ step() {
     fi
 }
 
+# the cheapest and most telling step first: host synchronizations on the per-step paths
+step sync_check 45 "$PY" "$ROOT/benchmarks/sync_check.py" --device "$DEV" --json "$LOGS/sync_check.json"
 XDIST=()
 if "$PY" -c 'import xdist' 2>/dev/null; then XDIST=(-n "$WORKERS"); fi
 # shellcheck disable=SC2086  # GPU_CHECK_TESTS may name several paths
@@ -74,7 +76,6 @@ step hessian 75 "$PY" "$ROOT/benchmarks/bench_hessian.py" --device "$DEV" --part
 step surface 45 "$PY" "$ROOT/benchmarks/bench_surface.py" --device "$DEV" --parts inprocess --resolution 11 \
     --repeats 2 --json "$LOGS/surface.json"
 step optim 75 "$PY" "$ROOT/benchmarks/bench_optim.py" --device "$DEV" --reps 2 --json "$LOGS/optim.json"
-step sync_check 45 "$PY" "$ROOT/benchmarks/sync_check.py" --device "$DEV" --json "$LOGS/sync_check.json"
 
 "$PY" - "$LOGS" "$JSON" "$START" << 'EOF'
 import json, sys, time

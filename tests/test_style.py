@@ -50,3 +50,15 @@ def test_labels_do_not_overlap():
     boxes = [Text.get_window_extent(t, fig.canvas.get_renderer()) for t in ax.texts]
     assert len(boxes) == 3
     assert not any(boxes[i].overlaps(boxes[j]) for i in range(3) for j in range(i + 1, 3))
+
+
+def test_plotly_labels_of_close_points_take_different_corners():
+    pos = style.plotly_text_positions([[0, 0], [1, 0], [0, 1], [0.34, 0.33], [0.35, 0.33], [0.345, 0.335]])
+    assert pos[:4] == ["top right"] * 4
+    assert len(set(pos[3:])) == 3  # SWA, DSWA and TSWA side by side: three corners
+    assert style.plotly_text_positions([]) == []
+
+
+def test_log_axis_labels_are_plain_numbers_within_range():
+    assert [style._log_label(v) for v in (0.001, 0.02, 1.0, 500.0)] == ["0.001", "0.02", "1", "500"]
+    assert style._log_label(1e-6) == "$10^{-6}$" and style._log_label(1e7) == "$10^{7}$"

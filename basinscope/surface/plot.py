@@ -172,7 +172,7 @@ def plot_plane(
         showscale=kind == "contour",
     )
     markers2d = go.Scatter(
-        x=pts[:, 0], y=pts[:, 1], mode="markers+text", text=labels, textposition="top right",
+        x=pts[:, 0], y=pts[:, 1], mode="markers+text", text=labels, textposition=style.plotly_text_positions(pts),
         marker={"size": 9, "color": "white", "line": {"color": "black", "width": 1}}, showlegend=False,
     )  # fmt: skip
     if kind == "both":
