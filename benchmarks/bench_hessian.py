@@ -12,8 +12,8 @@ random CIFAR-shaped data (batch 128), CPU. Parts (``--parts``, comma separated):
 * ``native``  ours alone (no PyHessian), one batch: top-1, top-5, trace (20 samples), density (one run);
               what ``benchmarks/gpu_check.sh`` times on CUDA (``--device cuda --parts hvp,native``).
 
-``--device`` moves the problem there (its data drawn on the CPU; its 10 warm-up SGD steps run on the device); on CUDA every time is
-taken after a synchronize. ``--json PATH`` writes the results.
+``--device`` moves the problem there (its data drawn on the CPU; its 10 warm-up SGD steps run on the device);
+on CUDA every time is taken after a synchronize. ``--json PATH`` writes the results.
 
 Machine speed drifts on shared hosts, so every comparison is interleaved: ours, then ``--reps`` times
 (PyHessian, ours); each ratio divides a PyHessian time by the mean of the two runs of ours around it, and the
