@@ -431,3 +431,15 @@ def test_clamped_walk_probe_rejects_bad_settings(kwargs, match):
     obj = Objective(tiny_bn_net(), F.cross_entropy, _batches()[0])
     with pytest.raises(ValueError, match=match):
         clamped_walk_probe(obj, **kwargs)
+
+
+def test_released_measuring_step_without_a_batch_fails_before_stepping():
+    model = tiny_bn_net()
+    before = copy.deepcopy(model.state_dict())
+    opt = SGDSALR(model, F.cross_entropy, lr=0.1, variant="released")
+    x, y = _batches()[0]
+    with pytest.raises(
+        ValueError, match=r"^batch: expected the minibatch \(inputs, targets\) on a measuring iteration"
+    ):
+        opt.step(_closure(opt, model, x, y))
+    assert opt.iteration == 0 and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -257,13 +257,11 @@ class SALR:
         return self._probe(batch)[0]
 
     def _measure_and_set_rate(
-        self, batch: tuple[torch.Tensor, torch.Tensor] | None, sharpness: float | torch.Tensor | None
+        self, batch: tuple[torch.Tensor, torch.Tensor], sharpness: float | torch.Tensor | None
     ) -> None:
         """Record Ŝ (``sharpness`` if given, else the probe on ``batch``, moving the model to the walk's end
         unless ``restore_walk``, then eval mode if ``probe_eval_mode``) and set every group's rate."""
         if sharpness is None:
-            if batch is None:
-                fail("batch", "the minibatch (inputs, targets) on a measuring iteration (k mod c = 0)", None)
             s, end = self._probe(batch)
             if not self.restore_walk:
                 live = [p for n, p in self.model.named_parameters() if p.requires_grad]
@@ -295,6 +293,8 @@ class SALR:
         the clamped walk on ``batch`` at the new weights sets the rate of the *next* step. ``sharpness`` and
         ``batch`` are ignored on the other iterations."""
         measuring = self.measures_next()
+        if measuring and sharpness is None and batch is None:  # before anything moves, in both variants
+            fail("batch", "the minibatch (inputs, targets) on a measuring iteration (k mod c = 0)", None)
         if self.variant == "paper" and measuring:
             self._measure_and_set_rate(batch, sharpness)
         self._step_ratio = self.rule.ratio
