@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_int, check_type, fail
+from .._datachecks import check_class_targets, checked_forward, checked_loss
 from .._state import preserve_modes
 from ._run import FORMAT, NonFiniteLossError, Run
 from .batches import LoaderSource, TensorSource, is_loader, pair, save_checkpoint
@@ -52,6 +53,19 @@ from .result import TrainResult
 __all__ = ["NonFiniteLossError", "train"]
 
 _CHECK_EVERY = 50  # iterations between finiteness checks (one host synchronization each)
+
+
+def _check_first_batch(model: nn.Module, loss_fn: Callable, source: TensorSource, fdtype: torch.dtype) -> None:
+    """Model, targets and loss checked once before the first step (one forward in eval mode, no gradient).
+
+    Loaders are not drawn from here: a draw would move their order and break resumption.
+    """
+    x, y = source.x[: source.batch_size], source.y[: source.batch_size]
+    with preserve_modes(model), torch.no_grad():
+        model.eval()  # no BatchNorm statistics are updated, no dropout mask drawn
+        out = checked_forward(model, x, data="train_data", float_dtype=fdtype)
+        check_class_targets(out, [source.y], data="train_data")
+        checked_loss(loss_fn, out, y, data="train_data")
 
 
 def train(
@@ -119,6 +133,7 @@ def train(
     else:
         x, y = pair(train_data, "train_data", ("x_train", "y_train"))
         source = TensorSource(x, y, batch_size, seed, first.device, fdtype)
+        _check_first_batch(model, loss_fn, source, fdtype)
     test: Any = None
     if test_data is not None:
         if is_loader(test_data) and not (hasattr(test_data, "x_test") and hasattr(test_data, "y_test")):
