@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import io
 import json
@@ -43,7 +44,16 @@ import torch
 from ._resultjson import FORMAT, check_field, decode, encode, field_types
 from .objective import Cost
 
-__all__ = ["ParamFiles", "Result", "atomic_output", "atomic_write_bytes", "atomic_write_files", "to_jsonable"]
+__all__ = [
+    "ParamFiles",
+    "Result",
+    "atomic_output",
+    "atomic_write_bytes",
+    "atomic_write_files",
+    "remove_stale_temporaries",
+    "to_jsonable",
+    "write_error",
+]
 
 
 def _umask() -> int:
@@ -77,6 +87,51 @@ def _unlink(tmp: str) -> None:
         os.unlink(tmp)
 
 
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that writes of ``path`` left behind when killed (``.<name>.*.tmp``).
+
+    A process killed between creating its temporary file and renaming it (SIGKILL, power loss) cannot remove
+    it; resumable computations call this when they start, before their first write of ``path``. Only names of
+    the form :func:`atomic_write_bytes` gives the temporaries *of this file* are removed (another file's
+    temporaries, perhaps being written by another process, are left alone); returns them.
+    """
+    p = Path(path)
+    if not p.parent.is_dir():
+        return []
+    found = [
+        q
+        for q in p.parent.iterdir()
+        if q.name.startswith(f".{p.name}.") and q.name.endswith(".tmp") and q.is_file() and not q.is_symlink()
+    ]
+    for q in found:
+        _unlink(str(q))
+    return found
+
+
+_REASONS = {
+    errno.ENOSPC: "a full disk",
+    errno.EDQUOT: "a full disk quota",
+    errno.EROFS: "a read-only file system",
+    errno.EACCES: "no permission to write there",
+    errno.EPERM: "no permission to write there",
+}
+
+
+def write_error(path: str | os.PathLike, e: OSError, *, name: str = "path") -> OSError:
+    """A one-line error of the same class as ``e`` naming the argument ``name``, the file and the cause.
+
+    ``errno`` is kept, so callers can still tell a full disk (``errno.ENOSPC``) apart.
+    """
+    p = Path(path)
+    blocker = next((a for a in p.parents if a.exists() and not a.is_dir()), None)
+    reason = (
+        f"'{blocker}' is a file, not a directory" if blocker is not None else _REASONS.get(e.errno or -1, "an error")
+    )
+    err = type(e)(f"{name}: expected a writable location for '{p}', got {reason} ({e.strerror or e})")
+    err.errno = e.errno  # strerror/filename left unset: str(err) stays the message above
+    return err
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``.
 
@@ -94,12 +149,15 @@ def atomic_write_files(files: Mapping[str | os.PathLike, bytes]) -> None:
     of the later files in the earlier ones (as :meth:`Result.save` does).
     """
     temps: list[tuple[str, Path]] = []
+    path = Path(".")
     try:
         for path, data in files.items():
             path = Path(path)
             temps.append((_temp_file(path, data), path))
         for tmp, path in temps:
             os.replace(tmp, path)
+    except OSError as e:
+        raise write_error(path, e) from e
     finally:
         for tmp, _ in temps:
             _unlink(tmp)
@@ -121,13 +179,18 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         'hello'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.fchmod(fd, _FILE_MODE)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+        os.fchmod(fd, _FILE_MODE)
+        os.close(fd)
+    except OSError as e:
+        raise write_error(path, e) from e
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        raise write_error(path, e) from e
     finally:
         _unlink(tmp)
 
@@ -170,7 +233,9 @@ class ParamFiles(Sequence):
         path = self.path(i)
         if not path.is_file():
             raise FileNotFoundError(f"samples: expected the file {path} written by the run, got a missing file")
-        return torch.load(path, weights_only=True, map_location="cpu")
+        from .checkpoint import load_weights_only  # one-line errors for pickled, truncated or foreign files
+
+        return load_weights_only(path, map_location="cpu", what=f"ParamFiles[{i}]")
 
     def __repr__(self) -> str:
         return f"ParamFiles({len(self)} files in {str(self.root)!r})"

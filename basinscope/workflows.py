@@ -287,12 +287,12 @@ def train_run(
             f"'{ckpt}'",
             raw=True,
         )
-    init_state = load_state_dict(init) if init is not None else None
+    init_state = load_state_dict(init, what="--init") if init is not None else None
     dataset = resolve_data(data).subset(train_samples, test_samples)
     torch.manual_seed(seed)
     net = resolve_model(model, defaults=dataset.model_defaults())
     if init_state is not None:
-        load_into(net, init_state)
+        load_into(net, init_state, what="--init")
     dev = torch.device(device) if device is not None else torch.device("cpu")
     net = net.to(dev)
     from .diagnose import default_loss

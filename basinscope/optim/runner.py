@@ -45,6 +45,7 @@ from torch import nn
 from .._checks import check_int, check_type, fail
 from .._datachecks import check_class_targets, checked_forward, checked_loss
 from .._state import preserve_modes
+from ..results import remove_stale_temporaries
 from ._run import FORMAT, NonFiniteLossError, Run
 from .batches import LoaderSource, TensorSource, is_loader, pair, save_checkpoint
 from .methods import SWA_METHODS, resolve_options
@@ -163,6 +164,8 @@ def train(
     if samples_dir is not None:
         settings["samples_dir"] = str(samples_dir.resolve())
     path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None:
+        remove_stale_temporaries(path)  # a run killed while writing its checkpoint leaves .<name>.*.tmp
     if path is not None and resume and path.is_file():
         from ..checkpoint import load_weights_only  # one-line errors for truncated or foreign files
 
