@@ -105,6 +105,10 @@ def diagnose(
     """
     from . import hessian, sharpness, surface
 
+    if surfaces:
+        from .surface._axes import resolution_pair
+
+        resolution_pair(resolution)  # a grid too large for memory is refused before any evaluation
     first_batch = train if isinstance(train, (tuple, list)) and len(train) == 2 and torch.is_tensor(train[0]) else None
     if loss_fn is None:
         y0 = first_batch[1] if first_batch is not None else next(iter(train))[1]
@@ -232,6 +236,11 @@ def write_diagnosis(
 ) -> dict[str, Path]:
     """Write ``report.html`` and ``metrics.json`` (and the figures under ``figures/``) into ``out_dir``.
 
+    Nothing half-written: a previous diagnosis's ``report.html`` and ``metrics.json`` are removed first, the
+    figures and the report are written next and ``metrics.json`` last, each atomically. A failure (a full
+    disk) therefore never leaves a ``metrics.json`` without its report, nor a new report beside old numbers:
+    ``metrics.json`` present means the whole diagnosis was written.
+
     Returns:
         ``{"report": path, "json": path}``.
     """
@@ -240,7 +249,9 @@ def write_diagnosis(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     m = diag.metrics
-    json_path = write_json(out / "metrics.json", m)
+    json_path = out / "metrics.json"
+    for old in (json_path, out / "report.html"):
+        old.unlink(missing_ok=True)
     rep = Report(title, out, subtitle=subtitle)
     rep.heading("Accuracy")
     rows = [{"split": "train", **m["train"]}]
@@ -280,8 +291,10 @@ def write_diagnosis(
         rep.plotly(plane.plot("plotly"), caption="random plane (interactive)")
     rep.heading("Cost")
     rep.table([{"measurement": k, "seconds": v} for k, v in m["seconds"].items()], columns=["measurement", "seconds"])
-    rep.link(json_path, "all numbers (metrics.json)")
-    return {"report": rep.write(), "json": json_path}
+    rep.link(json_path, "all numbers (metrics.json)", must_exist=False)
+    report = rep.write()
+    write_json(json_path, m)  # last: its presence marks a complete diagnosis
+    return {"report": report, "json": json_path}
 
 
 def diagnose_checkpoint(

@@ -95,9 +95,12 @@ def surface_run(
     from . import surface
     from .checkpoint import load_into, load_params, load_state_dict
     from .specs import resolve_data, resolve_model
+    from .surface._axes import check_grid_size, resolution_pair
 
     kind = check_choice("kind", kind, ("plane", "line", "random"))
     need = {"plane": 3, "line": 2, "random": 1}[kind]
+    if kind != "line":
+        resolution_pair(resolution)  # a grid too large is refused before any file or data is read
     if len(checkpoints) != need:
         fail("checkpoints", f"{need} checkpoint files for a {kind}", f"{len(checkpoints)}", raw=True)
     states = [load_state_dict(c) for c in checkpoints]  # fail on a bad file before loading data
@@ -150,6 +153,7 @@ def surface_run(
         if not lo < hi:
             fail("range", "LO < HI", f"{lo}:{hi}", raw=True)
         n = check_int("points", points, minimum=2)
+        check_grid_size("points", n, "a line")
         surf = surface.line(obj, weights[0], weights[1], ts=np.linspace(lo, hi, n), labels=names, **common)
     else:
         res = check_int("resolution", resolution, minimum=2)
