@@ -411,7 +411,10 @@ def _load_field(name: str, kind: str, z: Any, values: dict[str, Any], nname: str
         return z[key].copy()
 
     def params(pre: str) -> dict[str, torch.Tensor]:
-        return {k[len(pre) :]: torch.from_numpy(array(k)) for k in z.files if k.startswith(pre)}
+        found = {k[len(pre) :]: torch.from_numpy(array(k)) for k in z.files if k.startswith(pre)}
+        if not found:  # a saved parameter dict is never empty: the manifest lists more than was saved
+            raise ValueError(f"path: expected {nname} to hold the arrays {pre}* listed in the manifest, got none")
+        return found
 
     if kind == "tensor":
         return torch.from_numpy(array(name))
