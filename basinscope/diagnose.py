@@ -291,7 +291,7 @@ def write_diagnosis(
         rep.plotly(plane.plot("plotly"), caption="random plane (interactive)")
     rep.heading("Cost")
     rep.table([{"measurement": k, "seconds": v} for k, v in m["seconds"].items()], columns=["measurement", "seconds"])
-    rep.link(json_path, "all numbers (metrics.json)", must_exist=False)
+    rep.link(json_path.absolute(), "all numbers (metrics.json)", must_exist=False)  # absolute: not written yet
     report = rep.write()
     write_json(json_path, m)  # last: its presence marks a complete diagnosis
     return {"report": report, "json": json_path}
