@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_device
 from .objective import Objective
 
 __all__ = ["Diagnosis", "diagnose", "diagnose_checkpoint", "write_diagnosis"]
@@ -327,11 +328,11 @@ def diagnose_checkpoint(
     from .checkpoint import load_into, load_state_dict
     from .specs import resolve_data, resolve_model
 
+    dev = check_device("device", device) if device is not None else torch.device("cpu")
     state = load_state_dict(checkpoint)  # fail fast on a bad file, before loading any data
     dataset = resolve_data(data).subset(train_samples, test_samples)
     net = resolve_model(model, defaults=dataset.model_defaults())
     load_into(net, state)
-    dev = torch.device(device) if device is not None else torch.device("cpu")
     net = net.to(dev)
     diag = diagnose(
         net, dataset.batches("train", batch_size), dataset.batches("test", batch_size), device=dev, **kwargs

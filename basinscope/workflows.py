@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._checks import check_choice, check_int, check_positive, fail
+from ._checks import check_choice, check_device, check_int, check_positive, fail
 from .objective import Objective
 
 __all__ = ["make_objectives", "surface_run", "toy_run", "train_run"]
@@ -98,6 +98,7 @@ def surface_run(
     from .surface._axes import check_grid_size, resolution_pair
 
     kind = check_choice("kind", kind, ("plane", "line", "random"))
+    dev = check_device("device", device) if device is not None else torch.device("cpu")
     need = {"plane": 3, "line": 2, "random": 1}[kind]
     if kind != "line":
         resolution_pair(resolution)  # a grid too large is refused before any file or data is read
@@ -131,7 +132,6 @@ def surface_run(
                     f"unexpected ({', '.join(map(repr, extra[:3]))})",
                     raw=True,
                 )
-    dev = torch.device(device) if device is not None else torch.device("cpu")
     net = net.to(dev)
     weights = [load_params(net, s) for s in states]
     if kind != "random" and len(no_buffers) < len(buffers):
@@ -282,6 +282,7 @@ def train_run(
     from .report import write_json
     from .specs import resolve_data, resolve_model
 
+    dev = check_device("device", device) if device is not None else torch.device("cpu")
     out = Path(out_dir)
     ckpt = out / "checkpoint.pt"
     if ckpt.exists() and not resume:
@@ -297,7 +298,6 @@ def train_run(
     net = resolve_model(model, defaults=dataset.model_defaults())
     if init_state is not None:
         load_into(net, init_state, what="--init")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
     net = net.to(dev)
     from .diagnose import default_loss
 

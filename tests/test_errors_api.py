@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from basinscope import Objective, hessian, sharpness
+from basinscope.diagnose import diagnose, diagnose_checkpoint
 from basinscope.optim import train
+from basinscope.workflows import surface_run, train_run
 from tests.conftest import assert_same_state, snapshot
 
 
@@ -217,3 +219,24 @@ def test_train_inputs_of_wrong_size_are_named():
         ValueError, match=r"^train_data: expected inputs the model accepts, got inputs of shape \(8, 5\)"
     ):
         train("sgd", _net(), (torch.randn(16, 5), Y), budget=4, batch_size=8, progress=False)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda tmp, d: train_run("sgd", "mlp", "mnist1d", out_dir=tmp, device=d), id="train_run"),
+        pytest.param(
+            lambda tmp, d: surface_run("random", [tmp / "w.pt"], "mlp", "mnist1d", out_dir=tmp, device=d),
+            id="surface_run",
+        ),
+        pytest.param(
+            lambda tmp, d: diagnose_checkpoint(tmp / "w.pt", "mlp", "mnist1d", out_dir=tmp, device=d),
+            id="diagnose_checkpoint",
+        ),
+        pytest.param(lambda tmp, d: diagnose(_net(), (X, Y), device=d), id="diagnose"),
+    ],
+)
+def test_workflow_device_is_checked_before_any_work(tmp_path, call):
+    with pytest.raises(ValueError, match=r"^device: expected a torch device such as 'cpu' or 'cuda:0', got 'cdua'"):
+        call(tmp_path, "cdua")
+    assert not list(tmp_path.iterdir())  # nothing written
