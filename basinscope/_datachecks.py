@@ -108,10 +108,11 @@ def checked_loss(
 def check_class_targets(out: torch.Tensor, targets: Sequence[torch.Tensor], *, data: str) -> None:
     """Integer class-index targets lie in ``[0, C)``, C = ``out.shape[1]`` (one host synchronization).
 
-    Applies when the outputs are ``(B, C, ...)`` scores and the targets integer with one dimension less (the
-    layout of ``cross_entropy``); other layouts are left to ``loss_fn``.
+    Applies when the outputs are ``(B, C, ...)`` scores with C ≥ 2 and the targets integer with one dimension
+    less (the layout of ``cross_entropy``); other layouts (a single output with 0/1 targets for a custom binary
+    loss, ...) are left to ``loss_fn``.
     """
-    if out.dim() < 2 or not targets:
+    if out.dim() < 2 or out.shape[1] < 2 or not targets:
         return
     ys = [y for y in targets if not y.is_floating_point() and not y.is_complex() and y.dim() == out.dim() - 1]
     if not ys or any(y.dtype == torch.bool for y in ys):

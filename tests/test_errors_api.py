@@ -240,3 +240,18 @@ def test_workflow_device_is_checked_before_any_work(tmp_path, call):
     with pytest.raises(ValueError, match=r"^device: expected a torch device such as 'cpu' or 'cuda:0', got 'cdua'"):
         call(tmp_path, "cdua")
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_single_output_models_with_integer_targets_are_left_to_the_loss():
+    """One output and 0/1 targets (a custom binary loss) is not a class-index layout: no range check."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    y = torch.arange(16) % 2
+
+    def loss(o, t):
+        return F.binary_cross_entropy_with_logits(o[:, 0], t.float())
+
+    obj = Objective(model, loss, (X, y))
+    with torch.no_grad():
+        want = loss(model(X), y)
+    torch.testing.assert_close(obj.loss(), want)
