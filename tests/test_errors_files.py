@@ -178,10 +178,10 @@ WRITERS = [
     ],
 )
 def test_failed_writes_name_the_argument_and_the_path(tmp_path, monkeypatch, write, name, target, fault, exc, match):
-    import basinscope.results as results
+    import basinscope._atomic as atomic
 
     module, attr = target.split(".")
-    monkeypatch.setattr(getattr(results, module), attr, fault)
+    monkeypatch.setattr(getattr(atomic, module), attr, fault)
     with pytest.raises(exc, match=rf"^path: expected a writable location for '.*{name}', {match}") as info:
         write(tmp_path)
     assert info.value.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES)
