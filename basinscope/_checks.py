@@ -15,6 +15,7 @@ import torch
 
 __all__ = [
     "check_choice",
+    "check_device",
     "check_finite_tensor",
     "check_int",
     "check_params_like",
@@ -119,3 +120,38 @@ def check_params_like(
             fail(f"{name}[{k!r}]", "a Tensor", t, exc=TypeError)
         if t.shape != ref.shape:
             fail(f"{name}[{k!r}]", f"shape {tuple(ref.shape)}", f"shape {tuple(t.shape)}", raw=True)
+
+
+def check_device(name: str, value: Any) -> torch.device:
+    """A torch device that exists on this machine (``"cpu"``, ``"cuda:0"``, a ``torch.device``); returns it.
+
+    ``torch.device("cuda")`` is accepted by torch on a machine without CUDA and fails only at the first transfer,
+    with a multi-line assertion; this check says so at the boundary.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, torch.device, int)):
+        fail(name, "a torch device such as 'cpu' or 'cuda:0'", value, exc=TypeError)
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, ValueError, TypeError):
+        fail(name, "a torch device such as 'cpu' or 'cuda:0'", value)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            fail(name, "a device available on this machine (torch.cuda.is_available() is False)", value)
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            fail(name, f"cuda:0 to cuda:{count - 1} on this machine", value)
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        fail(name, "a device available on this machine (torch.backends.mps.is_available() is False)", value)
+    elif dev.type not in ("cpu", "cuda", "mps", "meta") and not _backend_available(dev.type):
+        fail(name, "a device available on this machine", value)
+    return dev
+
+
+def _backend_available(kind: str) -> bool:
+    """True when torch has a loaded backend module for ``kind`` (xpu, hpu, ...) that reports itself available."""
+    mod = getattr(torch, kind, None)
+    is_available = getattr(mod, "is_available", None)
+    try:
+        return bool(is_available()) if callable(is_available) else False
+    except Exception:  # a backend stub that cannot answer is not available
+        return False

@@ -116,11 +116,11 @@ def _corrupt(what: str, p: Path, e: BaseException) -> ValueError:
     )
 
 
-def _read(path: str | os.PathLike, map_location: Any) -> Any:
-    return load_weights_only(path, map_location=map_location)
+def _read(path: str | os.PathLike, map_location: Any, what: str = "checkpoint") -> Any:
+    return load_weights_only(path, map_location=map_location, what=what)
 
 
-def _unwrap(obj: Any, path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def _unwrap(obj: Any, path: str | os.PathLike, what: str = "checkpoint") -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping):
         for key in _CONTAINER_KEYS:
             inner = obj.get(key)
@@ -129,7 +129,7 @@ def _unwrap(obj: Any, path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 break
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(
-            f"checkpoint: expected a state_dict (name -> Tensor) or a dict with a 'state_dict'/'model' entry, "
+            f"{what}: expected a state_dict (name -> Tensor) or a dict with a 'state_dict'/'model' entry, "
             f"got {describe(obj)} in '{Path(path).name}'"
         )
     sd = {str(k): v for k, v in obj.items()}
@@ -141,12 +141,15 @@ def _unwrap(obj: Any, path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return sd
 
 
-def load_state_dict(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, torch.Tensor]:
+def load_state_dict(
+    path: str | os.PathLike, *, map_location: Any = "cpu", what: str = "checkpoint"
+) -> dict[str, torch.Tensor]:
     """Read a checkpoint's state_dict with ``torch.load(weights_only=True)``.
 
     Args:
         path: a file written by ``torch.save``.
         map_location: passed to ``torch.load`` (default ``"cpu"``).
+        what: the name used in error messages (an argument or option, e.g. ``"--init"``).
 
     Returns:
         ``{name: Tensor}``, unwrapped from ``"state_dict"``/``"model"`` entries and ``module.`` prefixes.
@@ -156,7 +159,7 @@ def load_state_dict(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
         ValueError: the file needs pickled code (refused, nothing executed), is not a torch file, or holds no
             state_dict.
     """
-    return _unwrap(_read(path, map_location), path)
+    return _unwrap(_read(path, map_location, what), path, what)
 
 
 def load_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any]:
@@ -167,7 +170,11 @@ def load_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_into(
-    model: nn.Module, source: str | os.PathLike | Mapping[str, torch.Tensor], *, map_location: Any = None
+    model: nn.Module,
+    source: str | os.PathLike | Mapping[str, torch.Tensor],
+    *,
+    map_location: Any = None,
+    what: str = "checkpoint",
 ) -> nn.Module:
     """Load a checkpoint (path or state_dict) into ``model`` after checking every key and shape.
 
@@ -175,6 +182,7 @@ def load_into(
         model: the network whose architecture the checkpoint was saved from.
         source: a checkpoint path (loaded with :func:`load_state_dict`) or a state_dict.
         map_location: default: the device of the model's first parameter.
+        what: the name used in error messages (an argument or option, e.g. ``"--init"``).
 
     Returns:
         ``model`` (loaded in place).
@@ -186,8 +194,10 @@ def load_into(
     if map_location is None:
         first = next(iter(model.parameters()), None)
         map_location = first.device if first is not None else "cpu"
-    sd = load_state_dict(source, map_location=map_location) if isinstance(source, (str, os.PathLike)) else source
-    sd = _unwrap(sd, "<state_dict>")
+    if isinstance(source, (str, os.PathLike)):
+        sd = load_state_dict(source, map_location=map_location, what=what)
+    else:
+        sd = _unwrap(source, "<state_dict>", what)
     ref = model.state_dict()
     missing = [k for k in ref if k not in sd]
     extra = [k for k in sd if k not in ref]
@@ -208,14 +218,14 @@ def load_into(
                 + ")"
             )
         raise ValueError(
-            f"checkpoint: expected the keys of {type(model).__name__}'s state_dict, got "
+            f"{what}: expected the keys of {type(model).__name__}'s state_dict, got "
             + "; ".join(parts)
             + " — is --model the architecture the checkpoint was saved from?"
         )
     for k, t in ref.items():
         if tuple(sd[k].shape) != tuple(t.shape):
             raise ValueError(
-                f"checkpoint[{k!r}]: expected shape {tuple(t.shape)}, got shape {tuple(sd[k].shape)}"
+                f"{what}[{k!r}]: expected shape {tuple(t.shape)}, got shape {tuple(sd[k].shape)}"
                 " — is --model built with the same sizes as the checkpoint?"
             )
     model.load_state_dict(sd, strict=True)

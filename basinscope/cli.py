@@ -203,6 +203,27 @@ def _one_line(e: BaseException) -> str:
 
 
 @contextlib.contextmanager
+def _out_dir(args: argparse.Namespace) -> Iterator[None]:
+    """``--out`` checked before the command starts (an existing file, read-only, full: exit status 2); the
+    directories created for it are removed again when the command fails before writing into them."""
+    out = getattr(args, "out", None)
+    if out is None:
+        yield
+        return
+    from ._outdir import check_out_dir, remove_created
+
+    try:
+        created = check_out_dir(out, name="--out")
+    except OSError as e:
+        raise UsageError(str(e)) from None
+    try:
+        yield
+    except BaseException:
+        remove_created(created)
+        raise
+
+
+@contextlib.contextmanager
 def _threads(n: int | None) -> Iterator[None]:
     """torch's intra-op threads set to ``n`` for the block, the previous number restored afterwards."""
     if n is None:
@@ -237,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._progress import quiet
 
         # --quiet silences every bar made while the command runs, also those of code not told about it
-        with _threads(getattr(args, "threads", None)), quiet(getattr(args, "quiet", False)):
+        with _threads(getattr(args, "threads", None)), quiet(getattr(args, "quiet", False)), _out_dir(args):
             return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         _say(f"{PROG}: interrupted")

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_device
 from .objective import Objective
 
 __all__ = ["Diagnosis", "diagnose", "diagnose_checkpoint", "write_diagnosis"]
@@ -105,6 +106,10 @@ def diagnose(
     """
     from . import hessian, sharpness, surface
 
+    if surfaces:
+        from .surface._axes import resolution_pair
+
+        resolution_pair(resolution)  # a grid too large for memory is refused before any evaluation
     first_batch = train if isinstance(train, (tuple, list)) and len(train) == 2 and torch.is_tensor(train[0]) else None
     if loss_fn is None:
         y0 = first_batch[1] if first_batch is not None else next(iter(train))[1]
@@ -232,6 +237,11 @@ def write_diagnosis(
 ) -> dict[str, Path]:
     """Write ``report.html`` and ``metrics.json`` (and the figures under ``figures/``) into ``out_dir``.
 
+    Nothing half-written: a previous diagnosis's ``report.html`` and ``metrics.json`` are removed first, the
+    figures and the report are written next and ``metrics.json`` last, each atomically. A failure (a full
+    disk) therefore never leaves a ``metrics.json`` without its report, nor a new report beside old numbers:
+    ``metrics.json`` present means the whole diagnosis was written.
+
     Returns:
         ``{"report": path, "json": path}``.
     """
@@ -240,7 +250,9 @@ def write_diagnosis(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     m = diag.metrics
-    json_path = write_json(out / "metrics.json", m)
+    json_path = out / "metrics.json"
+    for old in (json_path, out / "report.html"):
+        old.unlink(missing_ok=True)
     rep = Report(title, out, subtitle=subtitle)
     rep.heading("Accuracy")
     rows = [{"split": "train", **m["train"]}]
@@ -280,8 +292,10 @@ def write_diagnosis(
         rep.plotly(plane.plot("plotly"), caption="random plane (interactive)")
     rep.heading("Cost")
     rep.table([{"measurement": k, "seconds": v} for k, v in m["seconds"].items()], columns=["measurement", "seconds"])
-    rep.link(json_path, "all numbers (metrics.json)")
-    return {"report": rep.write(), "json": json_path}
+    rep.link(json_path.absolute(), "all numbers (metrics.json)", must_exist=False)  # absolute: not written yet
+    report = rep.write()
+    write_json(json_path, m)  # last: its presence marks a complete diagnosis
+    return {"report": report, "json": json_path}
 
 
 def diagnose_checkpoint(
@@ -314,11 +328,11 @@ def diagnose_checkpoint(
     from .checkpoint import load_into, load_state_dict
     from .specs import resolve_data, resolve_model
 
+    dev = check_device("device", device) if device is not None else torch.device("cpu")
     state = load_state_dict(checkpoint)  # fail fast on a bad file, before loading any data
     dataset = resolve_data(data).subset(train_samples, test_samples)
     net = resolve_model(model, defaults=dataset.model_defaults())
     load_into(net, state)
-    dev = torch.device(device) if device is not None else torch.device("cpu")
     net = net.to(dev)
     diag = diagnose(
         net, dataset.batches("train", batch_size), dataset.batches("test", batch_size), device=dev, **kwargs

@@ -36,7 +36,8 @@ from torch import nn
 from torch.func import functional_call
 
 from . import params as P
-from ._checks import check_choice, check_finite_tensor, check_params_like, check_type, fail
+from ._checks import check_choice, check_device, check_finite_tensor, check_params_like, check_type, fail
+from ._datachecks import check_class_targets, checked_forward, checked_loss
 from ._state import preserve_modes
 
 __all__ = ["Cost", "Objective"]
@@ -161,7 +162,9 @@ class Objective:
             fail("model", "at least one parameter with requires_grad=True", "none", raw=True)
         self._names = [n for n, _ in trainable]
         first = trainable[0][1]
-        self.device = torch.device(device) if device is not None else first.device
+        self.device = check_device("device", device) if device is not None else first.device
+        # model, data and loss are checked on the first pass over the data (see basinscope._datachecks)
+        self._checked = False
         self._float_dtype = first.dtype if first.is_floating_point() else torch.get_default_dtype()
         self.cost = Cost()
         self._source = data
@@ -214,6 +217,7 @@ class Objective:
         obj._source = None
         obj._batches = None
         obj.num_samples = 1
+        obj._checked = True
         out = fn(x.detach())
         if not isinstance(out, torch.Tensor) or out.numel() != 1:
             fail("fn", "a function returning a scalar tensor", out, exc=TypeError)
@@ -308,10 +312,31 @@ class Objective:
         return functional_call(self.model, {**bufs, **p}, (x,))
 
     def _batch_outputs(self, p: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor] | None = None):
-        """Yield ``(outputs, targets, n_b)`` per batch at θ = ``p``. Model must be in measurement mode."""
+        """Yield ``(outputs, targets, n_b)`` per batch at θ = ``p``. Model must be in measurement mode.
+
+        The first complete pass checks the model's outputs and the targets (class indices in range: one host
+        synchronization per data set); later passes run the plain forward.
+        """
         bufs = self._buffers(buffers)
-        for x, y in self._iter_batches():
-            yield self._forward(p, bufs, x), y, int(x.shape[0])
+        first = not self._checked
+        for i, (x, y) in enumerate(self._iter_batches()):
+            if not first:
+                yield self._forward(p, bufs, x), y, int(x.shape[0])
+                continue
+            out = checked_forward(lambda xb: self._forward(p, bufs, xb), x, data="data", float_dtype=self._float_dtype)
+            if self._batches is None:
+                check_class_targets(out, [y], data="data")
+            elif i == 0:
+                check_class_targets(out, [t for _, t in self._batches], data="data")
+            yield out, y, int(x.shape[0])
+        if first:
+            self._checked = True
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``loss_fn(out, y)``; on the first pass checked to be a 0-d floating tensor (metadata only, no sync)."""
+        if self._checked:
+            return self.loss_fn(out, y)
+        return checked_loss(self.loss_fn, out, y, data="data")
 
     def _batch_terms(self, p: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor] | None = None):
         """Yield ``(weighted loss term, n_b)`` per batch; Σ terms = f(θ). Model must be in measurement mode."""
@@ -319,7 +344,7 @@ class Objective:
             yield self._fn(p[self._names[0]]).reshape(()), 1
             return
         for out, y, n_b in self._batch_outputs(p, buffers):
-            yield self.loss_fn(out, y) * (n_b / self.num_samples), n_b
+            yield self._loss(out, y) * (n_b / self.num_samples), n_b
 
     @contextlib.contextmanager
     def _measuring(self) -> Iterator[None]:
@@ -455,6 +480,13 @@ class Objective:
             x, y = self._to_device(_check_batch(0, batch))
         p = self._resolve(params)
         bufs = self._buffers(buffers)
+        if not self._checked:  # the same checks as a first pass, on this batch (one forward, not counted)
+            with self._measuring(), torch.no_grad():
+                out = checked_forward(
+                    lambda xb: self._forward(p, bufs, xb), x, data="batch", float_dtype=self._float_dtype
+                )
+                check_class_targets(out, [y], data="batch")
+                checked_loss(self.loss_fn, out, y, data="batch")
 
         def one(pp, xi, yi):
             out = functional_call(self.model, {**bufs, **pp}, (xi.unsqueeze(0),))
@@ -489,7 +521,7 @@ class Objective:
         classify = True
         with self._measuring(), torch.no_grad():
             for out, y, n_b in self._batch_outputs(p, buffers):
-                term = self.loss_fn(out, y) * (n_b / self.num_samples)
+                term = self._loss(out, y) * (n_b / self.num_samples)
                 total = term if total is None else total + term
                 if classify and out.dim() == 2 and not y.is_floating_point() and y.dim() == 1:
                     c = (out.argmax(dim=1) == y).sum()

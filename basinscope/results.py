@@ -25,110 +25,39 @@ among them are followed, so an output directory may live on another disk through
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ._atomic import (
+    atomic_output,
+    atomic_write_bytes,
+    atomic_write_files,
+    remove_stale_temporaries,
+    write_error,
+)
+from ._resultjson import FORMAT, check_field, decode, encode, field_types
 from .objective import Cost
 
-__all__ = ["ParamFiles", "Result", "atomic_output", "atomic_write_bytes", "atomic_write_files", "to_jsonable"]
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-# mkstemp creates files readable by the owner alone; outputs get the permissions a plain open() would give
-_FILE_MODE = 0o666 & ~_umask()
-
-
-def _temp_file(path: Path, data: bytes) -> str:
-    """Write ``data`` to a new temporary file beside ``path`` (flushed to disk); returns its name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())  # the rename must not reach the disk before the data
-    except BaseException:
-        _unlink(tmp)
-        raise
-    return tmp
-
-
-def _unlink(tmp: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``.
-
-    A reader sees the old file or the new one, never a part. A symbolic link at ``path`` is replaced by the
-    file (``os.replace`` renames over the link itself); the link's target is left untouched.
-    """
-    atomic_write_files({path: data})
-
-
-def atomic_write_files(files: Mapping[str | os.PathLike, bytes]) -> None:
-    """Write several files: all to temporary files first, then each renamed over its destination in order.
-
-    An interruption while the data are written leaves every destination as it was; only one between the
-    renames (microseconds) leaves some files new and the rest old, which callers detect by storing a digest
-    of the later files in the earlier ones (as :meth:`Result.save` does).
-    """
-    temps: list[tuple[str, Path]] = []
-    try:
-        for path, data in files.items():
-            path = Path(path)
-            temps.append((_temp_file(path, data), path))
-        for tmp, path in temps:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in temps:
-            _unlink(tmp)
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside ``path`` (same suffix) to write to; renamed over ``path`` when the block succeeds.
-
-    For writers that take a file name (``fig.savefig``, ``fig.write_html``): the destination is replaced
-    atomically, never written through a symbolic link, and left as it was when the writer fails.
-
-    Example:
-        >>> import tempfile, os
-        >>> target = os.path.join(tempfile.mkdtemp(), "a.txt")
-        >>> with atomic_output(target) as tmp:
-        ...     _ = tmp.write_text("hello")
-        >>> open(target).read()
-        'hello'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.fchmod(fd, _FILE_MODE)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        _unlink(tmp)
+__all__ = [
+    "ParamFiles",
+    "Result",
+    "atomic_output",
+    "atomic_write_bytes",
+    "atomic_write_files",
+    "remove_stale_temporaries",
+    "to_jsonable",
+    "write_error",
+]
 
 
 class ParamFiles(Sequence):
@@ -169,7 +98,9 @@ class ParamFiles(Sequence):
         path = self.path(i)
         if not path.is_file():
             raise FileNotFoundError(f"samples: expected the file {path} written by the run, got a missing file")
-        return torch.load(path, weights_only=True, map_location="cpu")
+        from .checkpoint import load_weights_only  # one-line errors for pickled, truncated or foreign files
+
+        return load_weights_only(path, map_location="cpu", what=f"ParamFiles[{i}]")
 
     def __repr__(self) -> str:
         return f"ParamFiles({len(self)} files in {str(self.root)!r})"
@@ -179,7 +110,8 @@ class ParamFiles(Sequence):
 
 
 def to_jsonable(value: Any) -> Any:
-    """Convert numbers, numpy scalars, 0-d tensors, tuples and nested containers to JSON-ready values."""
+    """Convert numbers, numpy scalars, 0-d tensors, tuples and nested containers to JSON values (non-finite
+    floats stay floats: :meth:`Result.save` tags them, see :mod:`basinscope._resultjson`)."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return value.item()
     if isinstance(value, np.generic):
@@ -188,8 +120,6 @@ def to_jsonable(value: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
     if isinstance(value, Cost):
         return value.as_dict()
     return value
@@ -197,16 +127,6 @@ def to_jsonable(value: Any) -> Any:
 
 def _is_params(v: Any) -> bool:
     return isinstance(v, dict) and len(v) > 0 and all(isinstance(t, torch.Tensor) for t in v.values())
-
-
-def _from_json(v: Any) -> Any:
-    if v in ("nan", "inf", "-inf"):
-        return float(v)
-    if isinstance(v, list):
-        return [_from_json(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _from_json(x) for k, x in v.items()}
-    return v
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,13 +166,14 @@ class Result:
                 meta[f.name] = {"root": str(v.root.resolve()), "names": list(v.names)}
                 manifest[f.name] = "param_files"
             else:
-                meta[f.name] = to_jsonable(v)
+                meta[f.name] = encode(to_jsonable(v))
                 manifest[f.name] = "json"
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         npz = buf.getvalue()
         doc = {
             "type": type(self).__name__,
+            "format": FORMAT,
             "npz_sha256": hashlib.sha256(npz).hexdigest(),
             "manifest": manifest,
             "fields": meta,
@@ -292,27 +213,93 @@ class Result:
             z = np.load(io.BytesIO(npz), allow_pickle=False)
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
             raise ValueError(f"path: expected a readable {npath.name}, got a corrupt file ({e})") from None
+        legacy = "format" not in doc
+        manifest, values = _checked_manifest(cls, doc, jpath.name, legacy)
+        hints = field_types(cls)
         kwargs: dict[str, Any] = {}
         with z:
-            for name, kind in doc["manifest"].items():
-                if kind == "tensor":
-                    kwargs[name] = torch.from_numpy(z[name].copy())
-                elif kind == "ndarray":
-                    kwargs[name] = z[name].copy()
-                elif kind == "params":
-                    pre = f"{name}/"
-                    kwargs[name] = {k[len(pre) :]: torch.from_numpy(z[k].copy()) for k in z.files if k.startswith(pre)}
-                elif kind.startswith("params_list:"):
-                    n = int(kind.split(":")[1])
-                    out = []
-                    for i in range(n):
-                        pre = f"{name}/{i}/"
-                        out.append({k[len(pre) :]: torch.from_numpy(z[k].copy()) for k in z.files if k.startswith(pre)})
-                    kwargs[name] = out
-                elif kind == "cost":
-                    kwargs[name] = Cost(**doc["fields"][name])
-                elif kind == "param_files":
-                    kwargs[name] = ParamFiles(doc["fields"][name]["names"], doc["fields"][name]["root"])
-                else:
-                    kwargs[name] = _from_json(doc["fields"][name])
+            for name, kind in manifest.items():
+                kwargs[name] = _load_field(name, kind, z, values, npath.name, hints.get(name, Any), legacy)
+                check_field(cls.__name__, name, kwargs[name], hints.get(name, Any))
         return cls(**kwargs)
+
+
+_KINDS = ("tensor", "ndarray", "params", "cost", "param_files", "json")
+
+
+def _checked_manifest(
+    cls: type, doc: dict[str, Any], jname: str, legacy: bool
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The manifest and field values of a result file, checked against the dataclass's fields."""
+    manifest, values = doc.get("manifest"), doc.get("fields")
+    if not isinstance(manifest, dict) or not isinstance(values, dict):
+        raise ValueError(f"path: expected {jname} with 'manifest' and 'fields' entries, got an edited or cut file")
+    fields = dataclasses.fields(cls)
+    names = {f.name for f in fields}
+    unknown = [n for n in manifest if n not in names]
+    required = [
+        f.name
+        for f in fields
+        if f.init and (not legacy or (f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING))
+    ]
+    missing = [n for n in required if n not in manifest]
+    if unknown or missing:
+        raise ValueError(
+            f"path: expected {jname} to list the fields of {cls.__name__}, got "
+            + "; ".join(
+                part
+                for part in (
+                    f"unknown {', '.join(map(repr, unknown[:3]))}" if unknown else "",
+                    f"missing {', '.join(map(repr, missing[:3]))}" if missing else "",
+                )
+                if part
+            )
+            + " (the file was edited or cut short; save the result again)"
+        )
+    for name, kind in manifest.items():
+        ok = isinstance(kind, str) and (
+            kind in _KINDS or (kind.startswith("params_list:") and kind.split(":", 1)[1].isdigit())
+        )
+        if not ok:
+            raise ValueError(f"path: expected {jname}'s manifest entry {name!r} to be a known kind, got {kind!r}")
+        if kind in ("cost", "param_files", "json") and name not in values:
+            raise ValueError(f"path: expected {jname} to hold the value of field {name!r}, got none")
+    return manifest, values
+
+
+def _load_field(name: str, kind: str, z: Any, values: dict[str, Any], nname: str, hint: Any, legacy: bool) -> Any:
+    """One field of a saved result from the npz archive ``z`` or the JSON ``values``, by its manifest kind."""
+
+    def array(key: str) -> np.ndarray:
+        if key not in z.files:
+            raise ValueError(f"path: expected {nname} to hold the array {key!r} listed in the manifest, got none")
+        return z[key].copy()
+
+    def params(pre: str) -> dict[str, torch.Tensor]:
+        found = {k[len(pre) :]: torch.from_numpy(array(k)) for k in z.files if k.startswith(pre)}
+        if not found:  # a saved parameter dict is never empty: the manifest lists more than was saved
+            raise ValueError(f"path: expected {nname} to hold the arrays {pre}* listed in the manifest, got none")
+        return found
+
+    if kind == "tensor":
+        return torch.from_numpy(array(name))
+    if kind == "ndarray":
+        return array(name)
+    if kind == "params":
+        return params(f"{name}/")
+    if kind.startswith("params_list:"):
+        return [params(f"{name}/{i}/") for i in range(int(kind.split(":", 1)[1]))]
+    v = values[name]
+    if kind == "cost":
+        costs = {f.name: f.type for f in dataclasses.fields(Cost)}
+        if not isinstance(v, dict) or set(v) - set(costs):
+            raise ValueError(f"path: expected field {name!r} to hold the counters {', '.join(costs)}, got {v!r:.80}")
+        for k, x in v.items():
+            check_field("result", f"{name}.{k}", x, float if k == "seconds" else int)
+        return Cost(**v)
+    if kind == "param_files":
+        ok = isinstance(v, dict) and isinstance(v.get("root"), str) and isinstance(v.get("names"), list)
+        if not ok or not all(isinstance(n, str) for n in v["names"]):
+            raise ValueError(f"path: expected field {name!r} to hold a root directory and file names, got {v!r:.80}")
+        return ParamFiles(v["names"], v["root"])
+    return decode(v, hint, legacy=legacy)

@@ -337,6 +337,8 @@ def resolve_data(spec: str) -> DataSet:
             splits = _call_cifar(cifar, rest, n)
         except (FileNotFoundError, OSError) as e:
             raise ValueError(f"--data: expected the CIFAR-{n} python pickles under '{rest}', got {e}") from None
+        except ValueError as e:  # the loader names its own argument (root, ...): the user typed --data
+            raise ValueError("--data: " + str(e).partition(": ")[2]) from None
         return _from_object(spec, splits, n)
     if sep:
         fn, kwargs = resolve_factory(spec, option="--data")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._checks import check_choice, check_int, check_positive, fail
+from ._checks import check_choice, check_device, check_int, check_positive, fail
 from .objective import Objective
 
 __all__ = ["make_objectives", "surface_run", "toy_run", "train_run"]
@@ -95,9 +95,13 @@ def surface_run(
     from . import surface
     from .checkpoint import load_into, load_params, load_state_dict
     from .specs import resolve_data, resolve_model
+    from .surface._axes import check_grid_size, resolution_pair
 
     kind = check_choice("kind", kind, ("plane", "line", "random"))
+    dev = check_device("device", device) if device is not None else torch.device("cpu")
     need = {"plane": 3, "line": 2, "random": 1}[kind]
+    if kind != "line":
+        resolution_pair(resolution)  # a grid too large is refused before any file or data is read
     if len(checkpoints) != need:
         fail("checkpoints", f"{need} checkpoint files for a {kind}", f"{len(checkpoints)}", raw=True)
     states = [load_state_dict(c) for c in checkpoints]  # fail on a bad file before loading data
@@ -128,7 +132,6 @@ def surface_run(
                     f"unexpected ({', '.join(map(repr, extra[:3]))})",
                     raw=True,
                 )
-    dev = torch.device(device) if device is not None else torch.device("cpu")
     net = net.to(dev)
     weights = [load_params(net, s) for s in states]
     if kind != "random" and len(no_buffers) < len(buffers):
@@ -150,6 +153,7 @@ def surface_run(
         if not lo < hi:
             fail("range", "LO < HI", f"{lo}:{hi}", raw=True)
         n = check_int("points", points, minimum=2)
+        check_grid_size("points", n, "a line")
         surf = surface.line(obj, weights[0], weights[1], ts=np.linspace(lo, hi, n), labels=names, **common)
     else:
         res = check_int("resolution", resolution, minimum=2)
@@ -278,6 +282,7 @@ def train_run(
     from .report import write_json
     from .specs import resolve_data, resolve_model
 
+    dev = check_device("device", device) if device is not None else torch.device("cpu")
     out = Path(out_dir)
     ckpt = out / "checkpoint.pt"
     if ckpt.exists() and not resume:
@@ -287,13 +292,12 @@ def train_run(
             f"'{ckpt}'",
             raw=True,
         )
-    init_state = load_state_dict(init) if init is not None else None
+    init_state = load_state_dict(init, what="--init") if init is not None else None
     dataset = resolve_data(data).subset(train_samples, test_samples)
     torch.manual_seed(seed)
     net = resolve_model(model, defaults=dataset.model_defaults())
     if init_state is not None:
-        load_into(net, init_state)
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+        load_into(net, init_state, what="--init")
     net = net.to(dev)
     from .diagnose import default_loss
 

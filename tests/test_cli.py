@@ -212,8 +212,8 @@ def test_diagnose_model_that_does_not_fit_the_data(capsys, tmp_path):
     ckpt = tmp_path / "cnn.pt"
     torch.save(build_model("toy_cnn").state_dict(), ckpt)
     code, _, err = run(capsys, "diagnose", str(ckpt), "--model", "toy_cnn", "--data", DATA, "--out", str(tmp_path))
-    assert code == 1
-    assert_one_line_error(code, err, r"RuntimeError: .*conv2d")
+    assert code == 2  # bad input, named on the first evaluation
+    assert_one_line_error(code, err, r"data: expected inputs the model accepts, got inputs of shape .*conv2d")
 
 
 def test_diagnose_refuses_malicious_checkpoint_without_running_it(capsys, tmp_path):

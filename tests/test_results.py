@@ -126,7 +126,7 @@ def test_interrupted_between_the_two_renames_is_refused_on_load(tmp_path, monkey
 
 
 def test_interrupted_while_writing_leaves_the_old_result_intact(tmp_path, monkeypatch):
-    import basinscope.results as R
+    import basinscope._atomic as R  # the atomic writers behind Result.save
 
     old = _demo()
     old.save(tmp_path / "res")

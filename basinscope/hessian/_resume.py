@@ -28,7 +28,7 @@ import torch
 
 from .._checks import check_int, fail
 from .._digest import fingerprint
-from ..results import atomic_write_bytes
+from ..results import atomic_write_bytes, remove_stale_temporaries
 from ._fingerprint import PART_NAMES, checkpoint_parts
 from .hvp import HessianOperator
 from .lanczos import LanczosRuns
@@ -74,6 +74,7 @@ class SpectrumCheckpoint:
             }
             self.parts = checkpoint_parts(op.obj, fields)
             self.fingerprint = fingerprint(**self.parts)
+            remove_stale_temporaries(self.path)  # left by a run killed while writing
         self._since = 0
 
     @property

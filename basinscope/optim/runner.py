@@ -43,7 +43,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_int, check_type, fail
+from .._datachecks import check_class_targets, checked_forward, checked_loss
 from .._state import preserve_modes
+from ..results import remove_stale_temporaries
 from ._run import FORMAT, NonFiniteLossError, Run
 from .batches import LoaderSource, TensorSource, is_loader, pair, save_checkpoint
 from .methods import SWA_METHODS, resolve_options, upgrade_settings
@@ -52,6 +54,19 @@ from .result import TrainResult
 __all__ = ["NonFiniteLossError", "train"]
 
 _CHECK_EVERY = 50  # iterations between finiteness checks (one host synchronization each)
+
+
+def _check_first_batch(model: nn.Module, loss_fn: Callable, source: TensorSource, fdtype: torch.dtype) -> None:
+    """Model, targets and loss checked once before the first step (one forward in eval mode, no gradient).
+
+    Loaders are not drawn from here: a draw would move their order and break resumption.
+    """
+    x, y = source.x[: source.batch_size], source.y[: source.batch_size]
+    with preserve_modes(model), torch.no_grad():
+        model.eval()  # no BatchNorm statistics are updated, no dropout mask drawn
+        out = checked_forward(model, x, data="train_data", float_dtype=fdtype)
+        check_class_targets(out, [source.y], data="train_data")
+        checked_loss(loss_fn, out, y, data="train_data")
 
 
 def train(
@@ -124,6 +139,7 @@ def train(
     else:
         x, y = pair(train_data, "train_data", ("x_train", "y_train"))
         source = TensorSource(x, y, batch_size, seed, first.device, fdtype)
+        _check_first_batch(model, loss_fn, source, fdtype)
     test: Any = None
     if test_data is not None:
         if is_loader(test_data) and not (hasattr(test_data, "x_test") and hasattr(test_data, "y_test")):
@@ -153,6 +169,8 @@ def train(
     if samples_dir is not None:
         settings["samples_dir"] = str(samples_dir.resolve())
     path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None:
+        remove_stale_temporaries(path)  # a run killed while writing its checkpoint leaves .<name>.*.tmp
     if path is not None and resume and path.is_file():
         from ..checkpoint import load_weights_only  # one-line errors for truncated or foreign files
 

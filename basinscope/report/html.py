@@ -124,7 +124,7 @@ class Report:
         out.append("</table>")
         self._blocks.append("\n".join(out))
 
-    def _relative(self, path: str | os.PathLike) -> str:
+    def _relative(self, path: str | os.PathLike, *, must_exist: bool = True) -> str:
         p = Path(path)
         if not p.is_absolute():
             # relative to the report directory; a path that already names it (``out/figures/x.png`` given with
@@ -135,7 +135,7 @@ class Report:
             rel = p.resolve().relative_to(self.out_dir.resolve())
         except ValueError:
             raise ValueError(f"path: expected a file inside the report directory {self.out_dir}, got {p}") from None
-        if not p.is_file():
+        if must_exist and not p.is_file():
             raise ValueError(f"path: expected an existing file, got missing {p}")
         return rel.as_posix()
 
@@ -169,9 +169,12 @@ class Report:
         cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
         self._blocks.append(f"<figure>{div}{cap}</figure>")
 
-    def link(self, path: str | os.PathLike, text: str) -> None:
-        """A link to another file inside ``out_dir`` (e.g. a JSON file or a standalone interactive page)."""
-        rel = self._relative(path)
+    def link(self, path: str | os.PathLike, text: str, *, must_exist: bool = True) -> None:
+        """A link to another file inside ``out_dir`` (e.g. a JSON file or a standalone interactive page).
+
+        ``must_exist=False`` links a file written after the report (one whose presence marks a finished run).
+        """
+        rel = self._relative(path, must_exist=must_exist)
         self.files.append(rel)
         self._blocks.append(f'<p><a href="{html.escape(rel)}">{html.escape(text)}</a></p>')
 

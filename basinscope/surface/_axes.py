@@ -8,17 +8,33 @@ import numpy as np
 
 from .._checks import check_int, fail
 
+MAX_GRID_POINTS = 1 << 22  # 2048 x 2048: ~200 MB of result arrays, and one evaluation each
+BYTES_PER_POINT = 49  # float64 coordinates (2) and values (4), one "done" flag
+
+
+def check_grid_size(name: str, n_points: int, shape: str) -> None:
+    """Refuse a grid of more than :data:`MAX_GRID_POINTS` points before anything is allocated."""
+    if n_points > MAX_GRID_POINTS:
+        size = n_points * BYTES_PER_POINT
+        fail(
+            name,
+            f"at most {MAX_GRID_POINTS} grid points (each one evaluation and {BYTES_PER_POINT} bytes of result arrays)",
+            f"{shape} = {n_points} points (~{size / 2**30:.3g} GiB before any evaluation)",
+            raw=True,
+        )
+
 
 def resolution_pair(resolution: int | Sequence[int]) -> tuple[int, int]:
-    """``21`` → ``(21, 21)``; ``(nx, ny)`` → itself; each at least 2."""
+    """``21`` → ``(21, 21)``; ``(nx, ny)`` → itself; each at least 2, at most :data:`MAX_GRID_POINTS` in all."""
     if isinstance(resolution, (list, tuple)):
         if len(resolution) != 2:
             fail("resolution", "an integer or a pair (nx, ny)", resolution)
-        return check_int("resolution[0]", resolution[0], minimum=2), check_int(
-            "resolution[1]", resolution[1], minimum=2
-        )
-    r = check_int("resolution", resolution, minimum=2)
-    return r, r
+        nx = check_int("resolution[0]", resolution[0], minimum=2)
+        ny = check_int("resolution[1]", resolution[1], minimum=2)
+    else:
+        nx = ny = check_int("resolution", resolution, minimum=2)
+    check_grid_size("resolution", nx * ny, f"{nx} x {ny}")
+    return nx, ny
 
 
 def axis_with_nodes(lo: float, hi: float, n: int, required: Sequence[float]) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 
 from .._checks import fail
 from .._digest import fingerprint
-from ..results import atomic_write_bytes
+from ..results import atomic_write_bytes, remove_stale_temporaries
 
 __all__ = ["SurfaceStore", "fingerprint"]
 
@@ -85,6 +85,7 @@ class SurfaceStore:
 
         Raises ``ValueError`` when the directory holds a store made with different arguments."""
         self.path.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.path / f"part-{self.rank}.npz")  # left by a rank killed while writing
         mine = self._manifest()
         if self.manifest_path.is_file():
             try:
