@@ -11,6 +11,8 @@ a :class:`Surface1D` / :class:`Surface2D` that saves, loads and plots (matplotli
 HTML). See ``docs/surfaces.md``.
 """
 
+from .curve import CurveResult, barrier_height, curve, evaluate_curve
+from .curve_fit import CurveFit, curve_coefficients, curve_point, fit_curve
 from .directions import random_directions
 from .distributed import shutdown
 from .grid import evaluate_points
@@ -21,10 +23,18 @@ from .results import Surface1D, Surface2D
 from .store import SurfaceStore
 
 __all__ = [
+    "CurveFit",
+    "CurveResult",
     "Surface1D",
     "Surface2D",
     "SurfaceStore",
+    "barrier_height",
+    "curve",
+    "curve_coefficients",
+    "curve_point",
+    "evaluate_curve",
     "evaluate_points",
+    "fit_curve",
     "line",
     "plane",
     "plane_basis",
