@@ -27,7 +27,11 @@ import numpy as np
 from .._checks import check_choice, check_int, fail
 from ..results import atomic_output
 
-__all__ = ["plot_line", "plot_plane"]
+__all__ = ["ORTHONORMAL_KINDS", "plot_line", "plot_plane"]
+
+#: planes whose two directions are orthonormal (drawn with equal aspect): Gram–Schmidt through three points, two
+#: Hessian eigenvectors, two principal components
+ORTHONORMAL_KINDS = ("plane", "hessian_plane", "pca_plane")
 
 _NAMES = {
     "train_loss": "train loss",
@@ -104,7 +108,8 @@ def plot_plane(
     log = style.choose_scale(finite) == "log"  # log colours only where the values span decades (Garipov et al.)
     # the plane through three points has a Gram-Schmidt (orthonormal) basis; random filter-normalized directions
     # are neither orthogonal nor of unit length, so only the former is drawn with equal aspect
-    orthonormal = result.kind == "plane"
+    orthonormal = result.kind in ORTHONORMAL_KINDS
+    path_xy = None if getattr(result, "path", None) is None else np.asarray(result.path, dtype=np.float64)
     if backend == "matplotlib":
         kind = check_choice("kind", kind or "contour", ("contour", "surface"))
         with style.context():
@@ -116,6 +121,9 @@ def plot_plane(
                 cs = ax.contourf(a, b, zc, levels=lv, norm=norm, cmap=style.CMAP, extend="neither")
                 ax.contour(a, b, zc, levels=lv, colors="k", linewidths=0.3, alpha=0.5)
                 style.colorbar(fig, cs, ax, label=name + (" (log scale)" if log else ""))
+                if path_xy is not None:  # Li et al. 2018, Fig. 9: the trajectory over the contours
+                    ax.plot(path_xy[:, 0], path_xy[:, 1], "-o", color="w", markersize=2.5, linewidth=1.0)
+                    ax.plot(path_xy[:, 0], path_xy[:, 1], "-", color="k", linewidth=0.4)
                 if len(pts):
                     style.label_points(ax, dict(zip(result.point_labels, map(tuple, pts))))
                 style.plane_axes(ax, orthonormal=orthonormal)
@@ -175,17 +183,25 @@ def plot_plane(
         x=pts[:, 0], y=pts[:, 1], mode="markers+text", text=labels, textposition=style.plotly_text_positions(pts),
         marker={"size": 9, "color": "white", "line": {"color": "black", "width": 1}}, showlegend=False,
     )  # fmt: skip
+    path_trace = None
+    if path_xy is not None:
+        path_trace = go.Scatter(
+            x=path_xy[:, 0], y=path_xy[:, 1], mode="lines+markers", name="trajectory",
+            line={"color": "white", "width": 1.5}, marker={"size": 4, "color": "white"}, showlegend=False,
+        )  # fmt: skip
     if kind == "both":
         fig = make_subplots(rows=1, cols=2, specs=[[{"type": "scene"}, {"type": "xy"}]], column_widths=[0.55, 0.45])
         fig.add_trace(surface, row=1, col=1)
         fig.add_trace(markers3d, row=1, col=1)
         fig.add_trace(contour, row=1, col=2)
+        if path_trace is not None:
+            fig.add_trace(path_trace, row=1, col=2)
         fig.add_trace(markers2d, row=1, col=2)
         fig.update_layout(width=1200, height=600)
     elif kind == "surface":
         fig = go.Figure([surface, markers3d])
     else:
-        fig = go.Figure([contour, markers2d])
+        fig = go.Figure([contour] + ([path_trace] if path_trace is not None else []) + [markers2d])
     fig.update_layout(title=title, scene={"xaxis_title": "α", "yaxis_title": "β", "zaxis_title": name})
     if kind != "surface":
         fig.update_xaxes(title_text="α")
