@@ -177,8 +177,7 @@ def fit_curve(
     Example:
         >>> import torch, torch.nn.functional as F
         >>> from basinscope import Objective
-        >>> torch.manual_seed(0)
-        <torch._C.Generator object at ...>
+        >>> _ = torch.manual_seed(0)
         >>> obj = Objective(torch.nn.Linear(3, 2), F.cross_entropy, (torch.randn(32, 3), torch.randint(0, 2, (32,))))
         >>> a = obj.point(); b = {k: v + 1.0 for k, v in a.items()}
         >>> fit = fit_curve(obj, a, b, steps=5, batch_size=8, progress=False)

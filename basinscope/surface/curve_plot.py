@@ -61,7 +61,7 @@ def plot_curve(
                 style.apply_scale(ax, np.concatenate(both))
                 ax.set_xlabel("t")
                 ax.set_ylabel(_NAMES[m])
-                ax.legend(loc="best")
+                ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=1)  # below: never over the data
             fig.suptitle(title)
             style.finish(fig)
         if path is not None:
