@@ -259,7 +259,7 @@ def pca_plane(
     pcs = pca_directions(obj, trajectory, final=final, n=2, centered=centered)
     theta, state = _center(obj, trajectory, final, 2)
     proj = pcs.projections
-    path = proj if final is None else np.concatenate([proj, np.zeros((1, 2))])
+    path = proj if (proj[-1] == 0.0).all() else np.concatenate([proj, np.zeros((1, 2))])  # ends at the final point
     alphas, betas = _axis(proj[:, 0], margin, nx), _axis(proj[:, 1], margin, ny)
     settings = {
         "directions": "pca",
