@@ -25,8 +25,11 @@ never written. The BatchNorm statistics at each evaluated t are recomputed after
 
 Resumable: with ``checkpoint=FILE`` the bend, the optimizer state, the global RNG state (dropout) and the loss
 history are written every ``checkpoint_every`` steps (atomically); the t's and the minibatch order are functions of
-``seed`` alone. Called again with the same arguments the fit continues from the file and ends with the
-bit-identical bend of an uninterrupted run; a file written with other arguments is refused.
+``seed`` alone: t_k is the k-th entry of ``torch.rand(steps, generator=torch.Generator().manual_seed(seed),
+dtype=torch.float64)``, and epoch e visits the data in the order ``torch.randperm(n, generator=...manual_seed(seed ·
+1000003 + e))`` (drawn on the CPU, so the same on every device). Called again with the same arguments the fit
+continues from the file and ends with the bit-identical bend of an uninterrupted run; a file written with other
+arguments is refused.
 """
 
 from __future__ import annotations
@@ -120,7 +123,10 @@ def _training_data(obj: Objective) -> tuple[torch.Tensor, torch.Tensor]:
 def _epoch_order(seed: int, epoch: int, n: int, device: torch.device) -> torch.Tensor:
     """The minibatch order of one epoch: a function of (seed, epoch) alone, so a resumed fit needs no RNG state."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=g).to(device)
+    order = torch.randperm(n, generator=g)
+    if device.type == "cuda":  # a pageable host-to-device copy would wait for the device: pin it, copy async
+        return order.pin_memory().to(device, non_blocking=True)
+    return order.to(device)
 
 
 def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
