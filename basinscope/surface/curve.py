@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 
 from .. import params as P
-from .._checks import check_type, fail
+from .._checks import check_int, check_type, fail
 from ..objective import Cost, Objective
 from ..results import Result
 from .curve_fit import CURVE_KINDS, CurveFit, curve_coefficients, fit_curve
@@ -101,7 +102,12 @@ class CurveResult(Result):
         return np.asarray(got[metric], dtype=np.float64)
 
     def plot(
-        self, backend: str = "matplotlib", *, metrics: Sequence[str] | None = None, path: Any = None, title=None
+        self,
+        backend: str = "matplotlib",
+        *,
+        metrics: Sequence[str] | None = None,
+        path: Any = None,
+        title: str | None = None,
     ) -> Any:
         """Both paths against t, one panel per metric (default: train loss and test error, else train error), the
         style of Garipov et al.'s Fig. 2 (right); ``backend="plotly"`` writes a self-contained HTML page when
@@ -187,8 +193,6 @@ def evaluate_curve(
     Returns:
         :class:`CurveResult`.
     """
-    import time
-
     check_type("obj", obj, Objective, "an Objective")
     if kind not in CURVE_KINDS:
         fail("kind", "one of " + ", ".join(map(repr, CURVE_KINDS)), kind)
@@ -196,8 +200,6 @@ def evaluate_curve(
     if len(labels) != 2 or not all(isinstance(s, str) for s in labels):
         fail("labels", "two strings", labels)
     if ts is None:
-        from .._checks import check_int
-
         check_int("points", points, minimum=2)
     t = _ts(ts, points)
     t0 = time.perf_counter()
@@ -318,8 +320,6 @@ def curve(
     check_type("obj", obj, Objective, "an Objective")
     w1, w2 = _weights(obj, start, end)
     if ts is None:
-        from .._checks import check_int
-
         check_int("points", points, minimum=2)
     _ts(ts, points)  # bad coordinates fail before the fit
     fit = fit_curve(

@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -265,8 +266,6 @@ def fit_curve(
 
             bar = progress_bar(total=steps, initial=first, desc=f"curve: fit {kind}", unit="step")
         start_cost = obj.cost.copy()
-        import time
-
         t0 = time.perf_counter()
         obj.model.train()
         order = _epoch_order(seed, first // per_epoch, n, obj.device) if first < steps else None
@@ -278,7 +277,7 @@ def fit_curve(
                 idx = order[pos * batch_size : (pos + 1) * batch_size]
                 c1, cb, c2 = curve_coefficients(kind, float(t_all[k]))
                 with torch.no_grad():
-                    torch._foreach_mul_(point, 0.0)
+                    torch._foreach_zero_(point)
                     for coef, vals in ((c1, w1v), (cb, bend), (c2, w2v)):
                         if coef != 0.0:
                             torch._foreach_add_(point, vals, alpha=coef)
