@@ -7,7 +7,8 @@ function of an Objective returning a result object:
 * sharpness (SALR paper, §III): :func:`keskar` (ϕ, eq. 1), :func:`two_sided` (S, eq. 2), :func:`probe`
   (Ŝ, Definition 1), :func:`stochastic_probe` (Algorithm 2);
 * Hessian spectra: :func:`top_eigenvalues`, :func:`hessian_trace`, :func:`hessian_density`;
-* loss surfaces: :func:`plane`, :func:`line`, :func:`random_line`, :func:`random_plane`;
+* loss surfaces: :func:`plane`, :func:`line`, :func:`random_line`, :func:`random_plane` (and in
+  ``basinscope.surface``: Hessian and PCA directions, mode-connecting curves);
 * optimizers (``basinscope.optim``): SWA / DSWA / TSWA, SALR, SAM, Entropy-SGD and the runner :func:`train`;
 * 1-D teaching demos (``basinscope.toy``) and the demo report (:func:`run_demo`).
 """

@@ -157,33 +157,73 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "surface",
-        help="loss/test-error surfaces: plane through 3 checkpoints, line between 2, random plane",
+        help="loss/test-error surfaces: planes, lines, random/Hessian/PCA directions, mode-connecting curves",
         description="Evaluate train loss and test error on a plane through three checkpoints (Garipov et al.), "
-        "along the line between two, or on a filter-normalized random plane around one (Li et al.).",
+        "along the line between two, on a line or plane through one checkpoint along random (Li et al.), Hessian "
+        "or PCA directions, or along a trained mode-connecting curve between two checkpoints and the line beside it.",
     )
     ssub = p.add_subparsers(dest="kind", metavar="KIND", parser_class=_Parser)
     for kind, nargs, helptext in (
-        ("plane", 3, "the plane through three checkpoints"),
-        ("line", 2, "the line (1-t)*A + t*B between two checkpoints"),
-        ("random", 1, "a filter-normalized random plane around one checkpoint"),
+        ("plane", "+", "the plane through three checkpoints, or through one along --directions"),
+        ("line", "+", "the line (1-t)*A + t*B between two checkpoints, or through one along --directions"),
+        ("random", 1, "a filter-normalized random plane around one checkpoint (= plane --directions random)"),
+        ("curve", 2, "a mode-connecting Bezier curve (or polygonal chain) between two checkpoints, and the line"),
     ):
         q = ssub.add_parser(kind, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
-        q.add_argument("checkpoints", nargs=nargs, metavar="CHECKPOINT", help=f"{nargs} checkpoint file(s)")
+        count = {"plane": "3 (or 1 with --directions)", "line": "2 (or 1 with --directions)"}.get(kind, str(nargs))
+        q.add_argument("checkpoints", nargs=nargs, metavar="CHECKPOINT", help=f"{count} checkpoint file(s)")
         _add_model_data(q)
         q.add_argument("--out", default=f"basinscope-surface-{kind}", metavar="DIR", help="output directory")
+        if kind in ("plane", "line"):
+            q.add_argument(
+                "--directions",
+                choices=["random", "hessian", "pca"],
+                default=None,
+                help="through one checkpoint along filter-normalized random directions, the top Hessian "
+                "eigenvectors, or the principal directions of --trajectory (default: through the checkpoints)",
+            )
+            q.add_argument(
+                "--trajectory",
+                nargs="+",
+                default=None,
+                metavar="CKPT",
+                help="the iterates of a run, in training order, for --directions pca",
+            )
         if kind == "line":
-            q.add_argument("--range", type=range_pair, default=(-0.5, 1.5), metavar="LO:HI", help="range of t")
+            q.add_argument(
+                "--range",
+                type=range_pair,
+                default=None,
+                metavar="LO:HI",
+                help="range of t (default -0.5:1.5 between two checkpoints, -1:1 along a direction, the iterates' "
+                "range for pca)",
+            )
             q.add_argument("--points", type=int_at_least_2, default=41, metavar="N", help="number of t values")
+            q.add_argument("--seed", type=int, default=0, help="seed of the random or Hessian directions")
+        elif kind == "curve":
+            q.add_argument("--curve", choices=["bezier", "polychain"], default="bezier", help="curve family")
+            q.add_argument("--steps", type=positive_int, default=1000, help="SGD steps fitting the bend")
+            q.add_argument("--fit-batch-size", type=positive_int, default=128, metavar="N", help="fit minibatch size")
+            q.add_argument("--lr", type=positive_float, default=0.05, help="initial fit learning rate")
+            q.add_argument("--momentum", type=nonneg_float, default=0.9, help="fit momentum")
+            q.add_argument("--weight-decay", type=nonneg_float, default=0.0, help="L2 penalty on the curve's point")
+            q.add_argument("--seed", type=int, default=0, help="seed of the t's, minibatches and dropout")
+            q.add_argument("--points", type=int_at_least_2, default=21, metavar="N", help="evaluated t's on [0, 1]")
         else:
             q.add_argument("--resolution", type=int_at_least_2, default=21, metavar="N", help="grid points per axis")
-            if kind == "random":
-                q.add_argument("--span", type=positive_float, default=1.0, help="grid half-width (direction units)")
-                q.add_argument("--seed", type=int, default=0, help="seed of the random directions")
-            else:
+            q.add_argument(
+                "--span", type=positive_float, default=1.0, help="grid half-width for random or Hessian directions"
+            )
+            q.add_argument("--seed", type=int, default=0, help="seed of the random or Hessian directions")
+            if kind == "plane":
                 q.add_argument(
-                    "--margin", type=nonneg_float, default=0.25, help="grid margin around the points (fraction)"
+                    "--margin",
+                    type=nonneg_float,
+                    default=0.25,
+                    help="grid margin around the points or the projected trajectory (fraction)",
                 )
-        q.add_argument("--recompute-bn", action="store_true", help="recompute BatchNorm statistics at every point")
+        if kind != "curve":
+            q.add_argument("--recompute-bn", action="store_true", help="recompute BatchNorm statistics at every point")
         q.add_argument("--json", action="store_true", help="print the surface summary as JSON on stdout")
         _add_common(q)
 

@@ -6,6 +6,8 @@ Subcommands::
     basinscope train     METHOD --model SPEC --data SPEC [--budget N] [--out DIR] [--resume] ...
     basinscope diagnose  CHECKPOINT --model SPEC --data SPEC [--out DIR] [--json] ...
     basinscope surface   plane CKPT1 CKPT2 CKPT3 | line CKPT_A CKPT_B | random CKPT   --model SPEC --data SPEC ...
+    basinscope surface   plane|line CKPT --directions random|hessian|pca [--trajectory CKPT...]   --model ... --data ...
+    basinscope surface   curve CKPT_A CKPT_B [--curve bezier|polychain] [--steps N]   --model SPEC --data SPEC ...
     basinscope toy       [sharpness|escape|salr|all] [--out DIR]
 
 Bad input ends with one line ``basinscope: error: <what>`` on stderr and exit status 2 (no traceback; set
@@ -143,33 +145,46 @@ def _cmd_diagnose(a: argparse.Namespace) -> int:
 
 
 def _cmd_surface(a: argparse.Namespace) -> int:
-    from .workflows import surface_run
+    from .workflows import curve_run, surface_run
 
     if a.kind is None:
-        raise UsageError("surface: expected a kind (plane, line or random), got none (see 'basinscope surface --help')")
-    kw: dict[str, Any] = {}
-    if a.kind == "line":
-        kw.update(coord_range=a.range, points=a.points)
+        raise UsageError(
+            "surface: expected a kind (plane, line, random or curve), got none (see 'basinscope surface --help')"
+        )
+    common: dict[str, Any] = {
+        "out_dir": a.out,
+        "batch_size": a.batch_size,
+        "train_samples": a.train_samples,
+        "test_samples": a.test_samples,
+        "device": _device(a.device),
+        "progress": not a.quiet,
+    }
+    if a.kind == "curve":
+        res = curve_run(
+            a.checkpoints,
+            a.model,
+            a.data,
+            kind=a.curve,
+            steps=a.steps,
+            fit_batch_size=a.fit_batch_size,
+            lr=a.lr,
+            momentum=a.momentum,
+            weight_decay=a.weight_decay,
+            seed=a.seed,
+            points=a.points,
+            **common,
+        )
     else:
-        kw.update(resolution=a.resolution)
-        if a.kind == "random":
-            kw.update(span=a.span, seed=a.seed)
+        kw: dict[str, Any] = {"seed": a.seed}
+        if a.kind in ("plane", "line"):
+            kw.update(directions=a.directions, trajectory=a.trajectory)
+        if a.kind == "line":
+            kw.update(coord_range=a.range, points=a.points)
         else:
-            kw.update(margin=a.margin)
-    res = surface_run(
-        a.kind,
-        a.checkpoints,
-        a.model,
-        a.data,
-        out_dir=a.out,
-        recompute_bn=a.recompute_bn,
-        batch_size=a.batch_size,
-        train_samples=a.train_samples,
-        test_samples=a.test_samples,
-        device=_device(a.device),
-        progress=not a.quiet,
-        **kw,
-    )
+            kw.update(resolution=a.resolution, span=a.span)
+            if a.kind == "plane":
+                kw.update(margin=a.margin)
+        res = surface_run(a.kind, a.checkpoints, a.model, a.data, recompute_bn=a.recompute_bn, **kw, **common)
     if a.json:
         _print_json(res)
     else:

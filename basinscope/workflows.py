@@ -14,17 +14,15 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from ._checks import check_choice, check_device, check_int, check_positive, fail
+from ._checks import check_choice, check_device, fail
 from .objective import Objective
 
-__all__ = ["make_objectives", "surface_run", "toy_run", "train_run"]
+__all__ = ["curve_run", "make_objectives", "surface_run", "toy_run", "train_run"]
 
 
 def make_objectives(
@@ -37,136 +35,6 @@ def make_objectives(
     train = Objective(model, loss_fn, dataset.batches("train", batch_size), device=device)
     test = Objective(model, loss_fn, dataset.batches("test", batch_size), device=device)
     return train, test
-
-
-def _surface_summary(surf: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": surf.kind, "seconds": surf.seconds, "labels": list(surf.point_labels)}
-    for m in ("train_loss", "train_error", "test_loss", "test_error"):
-        v = getattr(surf, m)
-        if v is not None:
-            arr = np.asarray(v, dtype=np.float64)
-            out[m] = {"min": float(np.nanmin(arr)), "max": float(np.nanmax(arr))}
-    return out
-
-
-def surface_run(
-    kind: str,
-    checkpoints: Sequence[str | os.PathLike],
-    model: str,
-    data: str,
-    *,
-    out_dir: str | os.PathLike,
-    resolution: int = 21,
-    margin: float = 0.25,
-    coord_range: tuple[float, float] = (-0.5, 1.5),
-    points: int = 41,
-    span: float = 1.0,
-    seed: int = 0,
-    recompute_bn: bool = False,
-    batch_size: int = 500,
-    train_samples: int | None = None,
-    test_samples: int | None = None,
-    device: torch.device | str | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """``basinscope surface``: a plane through three checkpoints, a line between two, or a random plane.
-
-    Partial results go to ``out_dir/store`` so an interrupted run resumes; the result is saved as
-    ``surface.npz``/``surface.json`` with ``surface.png`` (matplotlib) and ``surface.html`` (plotly,
-    self-contained).
-
-    Args:
-        kind: ``"plane"`` (3 checkpoints), ``"line"`` (2) or ``"random"`` (1).
-        checkpoints: checkpoint paths (weights only).
-        model, data: specs (see :mod:`basinscope.specs`).
-        out_dir: output directory.
-        resolution, margin: plane grid; ``resolution`` also for the random plane.
-        coord_range, points: the line's range of t and number of points.
-        span, seed: the random plane's half-width and seed.
-        recompute_bn: recompute BatchNorm statistics at every point from the training data. Without it the
-            checkpoints must be full state_dicts: a line or plane then interpolates their floating buffers
-            (BatchNorm running statistics) along with the weights (see :func:`basinscope.surface.line`); a random
-            plane uses the buffers of its one checkpoint.
-        batch_size, train_samples, test_samples, device, progress: evaluation settings.
-
-    Returns:
-        ``{"files": [...], "summary": {...}}``.
-    """
-    from . import surface
-    from .checkpoint import load_into, load_params, load_state_dict
-    from .specs import resolve_data, resolve_model
-    from .surface._axes import check_grid_size, resolution_pair
-
-    kind = check_choice("kind", kind, ("plane", "line", "random"))
-    dev = check_device("device", device) if device is not None else torch.device("cpu")
-    need = {"plane": 3, "line": 2, "random": 1}[kind]
-    if kind != "line":
-        resolution_pair(resolution)  # a grid too large is refused before any file or data is read
-    if len(checkpoints) != need:
-        fail("checkpoints", f"{need} checkpoint files for a {kind}", f"{len(checkpoints)}", raw=True)
-    states = [load_state_dict(c) for c in checkpoints]  # fail on a bad file before loading data
-    dataset = resolve_data(data).subset(train_samples, test_samples)
-    net = resolve_model(model, defaults=dataset.model_defaults())
-    buffers = [n for n, _ in net.named_buffers()]
-    no_buffers = [n for n in buffers if n not in states[0]]
-    if buffers and len(no_buffers) == len(buffers):
-        # parameter-only files (SWA samples written by `basinscope train`): the buffers are not part of the point
-        if not recompute_bn:
-            fail(
-                "checkpoints",
-                "full state_dicts with the model's buffers, or --recompute-bn for parameter-only files such as SWA"
-                " samples",
-                f"'{checkpoints[0]}' without {len(no_buffers)} buffers ({no_buffers[0]!r}, ...)",
-                raw=True,
-            )
-    else:
-        load_into(net, states[0])  # every key and shape checked against the model
-        for c, st in zip(checkpoints[1:], states[1:]):
-            missing = [k for k in states[0] if k not in st]
-            extra = [k for k in st if k not in states[0]]
-            if missing or extra:
-                fail(
-                    "checkpoints",
-                    f"state_dicts with the keys of '{checkpoints[0]}'",
-                    f"'{c}' with {len(missing)} missing ({', '.join(map(repr, missing[:3]))}) and {len(extra)} "
-                    f"unexpected ({', '.join(map(repr, extra[:3]))})",
-                    raw=True,
-                )
-    net = net.to(dev)
-    weights = [load_params(net, s) for s in states]
-    if kind != "random" and len(no_buffers) < len(buffers):
-        # full state_dicts: their buffers (BatchNorm statistics) move along the line/plane with the weights
-        weights = [{**w, **{k: v for k, v in st.items() if k not in w}} for w, st in zip(weights, states)]
-    obj, test = make_objectives(net, dataset, batch_size=batch_size, device=dev)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    common: dict[str, Any] = {"test": test, "store": out / "store", "progress": progress}
-    if recompute_bn:
-        common["bn_data"] = True
-    names = [Path(c).stem for c in checkpoints]
-    if kind == "plane":
-        m = check_positive("margin", margin, allow_zero=True)
-        res = check_int("resolution", resolution, minimum=2)
-        surf = surface.plane(obj, *weights, resolution=res, margin=m, labels=names, **common)
-    elif kind == "line":
-        lo, hi = coord_range
-        if not lo < hi:
-            fail("range", "LO < HI", f"{lo}:{hi}", raw=True)
-        n = check_int("points", points, minimum=2)
-        check_grid_size("points", n, "a line")
-        surf = surface.line(obj, weights[0], weights[1], ts=np.linspace(lo, hi, n), labels=names, **common)
-    else:
-        res = check_int("resolution", resolution, minimum=2)
-        surf = surface.random_plane(obj, seed=seed, center=weights[0], span=span, resolution=res, **common)
-    base = surf.save(out / "surface")
-    files = [base.with_suffix(".npz"), base.with_suffix(".json")]
-    import matplotlib.pyplot as plt
-
-    fig = surf.plot("matplotlib", path=str(out / "surface.png"))
-    plt.close(fig)
-    surf.plot("plotly", path=str(out / "surface.html"))
-    files += [out / "surface.png", out / "surface.html"]
-    return {"files": files, "summary": _surface_summary(surf)}
 
 
 _TOY = ("sharpness", "escape", "salr")
@@ -340,3 +208,6 @@ def train_run(
     if method in SWA_METHODS:
         samples = {"dir": out / "samples", "samples": list(res.samples.names), "rounds": list(res.round_averages.names)}
     return {"final": final, "history": history, "metrics": metrics, "checkpoint": ckpt, "samples": samples, **summary}
+
+
+from .workflows_surface import curve_run, surface_run  # noqa: E402  (the surface commands, one file)

@@ -24,6 +24,7 @@ SUBCOMMANDS = [
     ["surface", "plane"],
     ["surface", "line"],
     ["surface", "random"],
+    ["surface", "curve"],
     ["toy"],
 ]
 
@@ -125,8 +126,12 @@ def test_version(capsys):
         (["diagnose", "c.pt", "--model", "mlp", "--data", "mnist1d", "--epsilon", "0"], r"--epsilon: expected"),
         (["diagnose", "c.pt", "--model", "mlp", "--data", "mnist1d", "--span", "nan"], r"--span: expected"),
         (["diagnose", "c.pt", "--model", "mlp", "--data", "mnist1d", "--top-k", "0"], r"--top-k: expected a positive"),
-        (["surface"], r"expected a kind \(plane, line or random\)"),
-        (["surface", "plane", "a.pt", "b.pt", "--model", "mlp", "--data", "mnist1d"], r"CHECKPOINT"),
+        (["surface"], r"expected a kind \(plane, line, random or curve\)"),
+        (
+            ["surface", "plane", "a.pt", "b.pt", "--model", "mlp", "--data", "mnist1d"],
+            r"checkpoints: expected 3 checkpoint files for a plane through checkpoints, got 2",
+        ),
+        (["surface", "curve", "a.pt", "--model", "mlp", "--data", "mnist1d"], r"CHECKPOINT"),
         (
             ["surface", "line", "a.pt", "b.pt", "--model", "m", "--data", "d", "--range", "1:-1"],
             r"--range: expected LO:HI",

@@ -4,6 +4,7 @@ are viridis, and only the orthonormal plane gets equal aspect. Plotly pages: Vir
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import matplotlib
@@ -17,7 +18,7 @@ from matplotlib.colors import LogNorm
 
 from basinscope.hessian.results import DensityResult
 from basinscope.optim.result import TrainResult
-from basinscope.surface import Surface1D, Surface2D
+from basinscope.surface import CurveResult, Surface1D, Surface2D
 from basinscope.toy.results import EscapeResult, SALRTrace, SharpnessProfile
 
 PLAIN = re.compile(r"^[−-]?\d+(\.\d+)?$")
@@ -37,6 +38,17 @@ T = np.linspace(-0.5, 1.5, 11)
 def _plane(z, kind="plane"):
     return Surface2D(A, B, z, test_error=z / 10, points=PTS, point_labels=LABELS,
                      point_indices=[[0, 0], [-1, -1], [-1, -1], [-1, -1], [-1, -1]], kind=kind)  # fmt: skip
+
+
+def _curve(scale):
+    t = np.linspace(0, 1, 11)
+    curve = {"train_loss": 2.2906 + scale * 0.01 * t * (1 - t), "test_error": 0.30 + 0.004 * t}
+    line = {"train_loss": 2.2906 + scale * t * (1 - t) ** 3, "test_error": 0.30 + 0.2 * t * (1 - t)}
+    barrier = {
+        p: {m: float(v.max() - (v[0] + v[-1]) / 2) for m, v in d.items()} for p, d in (("curve", curve), ("line", line))
+    }
+    as_lists = lambda d: {m: v.tolist() for m, v in d.items()}  # noqa: E731
+    return CurveResult("bezier", t, as_lists(curve), as_lists(line), barrier, {"w": torch.zeros(1)}, np.zeros(0))
 
 
 def _history(loss):
@@ -91,6 +103,12 @@ FIGURES = {
     "plane-3d-narrow": lambda: _plane(NARROW).plot(metric="train_loss", kind="surface"),
     "plane-3d-wide": lambda: _plane(WIDE).plot(metric="train_loss", kind="surface"),
     "random-plane": lambda: _plane(NARROW, "random_plane").plot(metric="test_error"),
+    "hessian-plane": lambda: _plane(NARROW, "hessian_plane").plot(metric="test_error"),
+    "pca-plane": lambda: dataclasses.replace(
+        _plane(NARROW, "pca_plane"), path=PTS[:3], settings={"explained_variance_ratio": [0.93, 0.05]}
+    ).plot(metric="train_loss"),
+    "curve-narrow": lambda: _curve(1e-4).plot(),
+    "curve-wide": lambda: _curve(1e3).plot(),
     "line-narrow": lambda: Surface1D(
         T,
         2.2906 + 0.003 * T**2,
@@ -135,7 +153,7 @@ def test_every_tick_label_is_a_plain_number(name):
 @pytest.mark.parametrize(
     "name, log_axes",
     [("line-narrow", 0), ("line-wide", 1), ("density-narrow", 0), ("density-log", 1),
-     ("training-narrow", 0), ("training-wide", 1)],
+     ("training-narrow", 0), ("training-wide", 1), ("curve-narrow", 0), ("curve-wide", 1)],
 )  # fmt: skip
 def test_log_axis_only_across_decades(name, log_axes):
     fig = FIGURES[name]()
@@ -151,6 +169,11 @@ def test_planes_use_viridis_with_log_colours_only_across_decades_and_equal_aspec
     assert isinstance(wide.axes[0].collections[0].norm, LogNorm)
     assert narrow.axes[0].get_aspect() == 1.0  # Gram-Schmidt basis of the plane through three points
     assert rand.axes[0].get_aspect() == "auto"  # random filter-normalized directions: not orthonormal
+    assert FIGURES["hessian-plane"]().axes[0].get_aspect() == 1.0  # orthonormal eigenvectors
+    pca = FIGURES["pca-plane"]()
+    assert pca.axes[0].get_aspect() == "auto"  # orthonormal, but the 2nd direction is often tiny: free aspect
+    assert "93.00 %" in pca.axes[0].get_xlabel() and "5.00 %" in pca.axes[0].get_ylabel()
+    assert len(pca.axes[0].lines) >= 1  # the trajectory drawn over the contours
     assert FIGURES["plane-3d-wide"]().axes[0].collections[0].get_cmap().name == "viridis"
 
 
@@ -183,8 +206,10 @@ def _plotly_axes(fig):
         (lambda: _density(1e6).plot("plotly"), ["yaxis"]),
         (lambda: _history([2.3, 1.0, 0.3, 0.1, 0.03, 0.01, 0.005]).plot("plotly"), ["yaxis"]),
         (lambda: _TOY["toy-salr"]().plot("plotly"), []),
+        (lambda: _curve(1e-4).plot("plotly"), []),
+        (lambda: _curve(1e3).plot("plotly"), ["yaxis"]),
     ],
-    ids=["plane", "plane-wide-contour", "line", "density", "training", "toy"],
+    ids=["plane", "plane-wide-contour", "line", "density", "training", "toy", "curve", "curve-wide"],
 )
 def test_plotly_pages_use_plain_labels_and_viridis(make, log_axes):
     fig = make()

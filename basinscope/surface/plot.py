@@ -3,7 +3,8 @@
 * 2-D, matplotlib: filled contours (viridis; log-spaced levels and a log colour scale only where the values span
   more than a decade) and the marked points — the style of Garipov et al. 2018 (Fig. 1) and the SWA-revisited
   paper (Fig. 6); or a 3-D surface (``kind="surface"``). The plane through three points is drawn with equal
-  aspect (its basis is orthonormal); a random plane is not (its directions are neither orthogonal nor unit).
+  aspect (its basis is orthonormal), and so is a plane of two Hessian eigenvectors; a random plane is not (its
+  directions are neither orthogonal nor unit), nor a PCA plane (see :data:`EQUAL_ASPECT_KINDS`).
 * 2-D, plotly: an interactive 3-D surface beside a contour map (``kind="both"``), saved as one self-contained
   HTML file (plotly.js embedded: ``include_plotlyjs=True``, no CDN).
 * 1-D: train loss (left axis) and test error (right axis) against t — the SWA-revisited paper's Figs. 7–8;
@@ -27,7 +28,20 @@ import numpy as np
 from .._checks import check_choice, check_int, fail
 from ..results import atomic_output
 
-__all__ = ["plot_line", "plot_plane"]
+__all__ = ["EQUAL_ASPECT_KINDS", "plot_line", "plot_plane"]
+
+#: planes drawn with equal aspect: those with orthonormal directions (Gram–Schmidt through three points, two Hessian
+#: eigenvectors) — except a PCA plane, whose second direction often explains < 1 % of the trajectory's variance, so
+#: that equal aspect flattens it to a line; it is drawn with free aspect and the shares on the axes (Li et al. 2018)
+EQUAL_ASPECT_KINDS = ("plane", "hessian_plane")
+
+
+def _axis_titles(result: Any) -> tuple[str, str]:
+    ratio = result.settings.get("explained_variance_ratio") if result.kind == "pca_plane" else None
+    if not ratio or len(ratio) < 2:
+        return "α", "β"
+    return (f"α (1st principal direction: {100 * ratio[0]:.2f} %)", f"β (2nd: {100 * ratio[1]:.2f} %)")
+
 
 _NAMES = {
     "train_loss": "train loss",
@@ -104,7 +118,9 @@ def plot_plane(
     log = style.choose_scale(finite) == "log"  # log colours only where the values span decades (Garipov et al.)
     # the plane through three points has a Gram-Schmidt (orthonormal) basis; random filter-normalized directions
     # are neither orthogonal nor of unit length, so only the former is drawn with equal aspect
-    orthonormal = result.kind == "plane"
+    orthonormal = result.kind in EQUAL_ASPECT_KINDS
+    xtitle, ytitle = _axis_titles(result)
+    path_xy = None if getattr(result, "path", None) is None else np.asarray(result.path, dtype=np.float64)
     if backend == "matplotlib":
         kind = check_choice("kind", kind or "contour", ("contour", "surface"))
         with style.context():
@@ -116,6 +132,9 @@ def plot_plane(
                 cs = ax.contourf(a, b, zc, levels=lv, norm=norm, cmap=style.CMAP, extend="neither")
                 ax.contour(a, b, zc, levels=lv, colors="k", linewidths=0.3, alpha=0.5)
                 style.colorbar(fig, cs, ax, label=name + (" (log scale)" if log else ""))
+                if path_xy is not None:  # Li et al. 2018, Fig. 9: the trajectory over the contours
+                    ax.plot(path_xy[:, 0], path_xy[:, 1], "-o", color="w", markersize=2.5, linewidth=1.0)
+                    ax.plot(path_xy[:, 0], path_xy[:, 1], "-", color="k", linewidth=0.4)
                 if len(pts):
                     style.label_points(ax, dict(zip(result.point_labels, map(tuple, pts))))
                 style.plane_axes(ax, orthonormal=orthonormal)
@@ -126,8 +145,8 @@ def plot_plane(
                 surf = ax.plot_surface(aa, bb, zc, cmap=style.CMAP, norm=norm, linewidth=0, antialiased=True)
                 style.colorbar(fig, surf, ax, shrink=0.6, pad=0.08, label=name + (" (log scale)" if log else ""))
                 ax.set_zlabel(name)
-            ax.set_xlabel("α")
-            ax.set_ylabel("β")
+            ax.set_xlabel(xtitle)
+            ax.set_ylabel(ytitle)
             ax.set_title(title)
             style.finish(fig)
         if path is not None:
@@ -175,21 +194,29 @@ def plot_plane(
         x=pts[:, 0], y=pts[:, 1], mode="markers+text", text=labels, textposition=style.plotly_text_positions(pts),
         marker={"size": 9, "color": "white", "line": {"color": "black", "width": 1}}, showlegend=False,
     )  # fmt: skip
+    path_trace = None
+    if path_xy is not None:
+        path_trace = go.Scatter(
+            x=path_xy[:, 0], y=path_xy[:, 1], mode="lines+markers", name="trajectory",
+            line={"color": "white", "width": 1.5}, marker={"size": 4, "color": "white"}, showlegend=False,
+        )  # fmt: skip
     if kind == "both":
         fig = make_subplots(rows=1, cols=2, specs=[[{"type": "scene"}, {"type": "xy"}]], column_widths=[0.55, 0.45])
         fig.add_trace(surface, row=1, col=1)
         fig.add_trace(markers3d, row=1, col=1)
         fig.add_trace(contour, row=1, col=2)
+        if path_trace is not None:
+            fig.add_trace(path_trace, row=1, col=2)
         fig.add_trace(markers2d, row=1, col=2)
         fig.update_layout(width=1200, height=600)
     elif kind == "surface":
         fig = go.Figure([surface, markers3d])
     else:
-        fig = go.Figure([contour, markers2d])
+        fig = go.Figure([contour] + ([path_trace] if path_trace is not None else []) + [markers2d])
     fig.update_layout(title=title, scene={"xaxis_title": "α", "yaxis_title": "β", "zaxis_title": name})
     if kind != "surface":
-        fig.update_xaxes(title_text="α")
-        fig.update_yaxes(title_text="β")
+        fig.update_xaxes(title_text=xtitle)
+        fig.update_yaxes(title_text=ytitle)
         if orthonormal:
             fig.update_yaxes(scaleanchor="x2" if kind == "both" else "x", scaleratio=1)
     style.plotly_style(fig)

@@ -45,7 +45,7 @@ class Surface1D(Result):
         test_loss, test_error: the same on the test objective (``None`` without one).
         points: t of the marked points (``[0, 1]`` for start and end, ``[0]`` for a random line's centre).
         point_labels: their names.
-        kind: ``"line"`` or ``"random_line"``.
+        kind: ``"line"``, ``"random_line"``, ``"hessian_line"`` or ``"pca_line"``.
         settings: the arguments that produced the surface (JSON-ready).
         cost: forward passes and samples spent (train + test + BatchNorm recomputes).
         seconds: wall time of the evaluation.
@@ -100,10 +100,12 @@ class Surface2D(Result):
         point_labels: their names.
         point_indices: grid indices ``(i, j)`` of points evaluated exactly at their own weights (``-1`` for
             marks that were only projected, e.g. an average).
-        kind: ``"plane"`` or ``"random_plane"``.
+        kind: ``"plane"``, ``"random_plane"``, ``"hessian_plane"`` or ``"pca_plane"``.
         settings: the arguments that produced the surface (JSON-ready).
         cost: forward passes and samples spent.
         seconds: wall time of the evaluation.
+        path: plane coordinates of a path drawn over the surface, shape ``(m, 2)`` (a PCA plane's training
+            trajectory projected onto it), or ``None``.
     """
 
     alphas: np.ndarray
@@ -119,6 +121,7 @@ class Surface2D(Result):
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     cost: Cost = dataclasses.field(default_factory=Cost)
     seconds: float = 0.0
+    path: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
