@@ -223,13 +223,10 @@ class SALR:
             fail("batch", "an (inputs, targets) pair for the sharpness probe", batch, exc=TypeError)
         x, y = batch
         params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        args = (self.model, self.loss_fn, params, x, y)
         if self.variant == "paper":
             out = probe_kernel(
-                self.model,
-                self.loss_fn,
-                params,
-                x,
-                y,
+                *args,
                 gamma=self.gamma,
                 n_descent=self.n_descent,
                 n_ascent=self.n_ascent,
@@ -238,11 +235,7 @@ class SALR:
             )
         else:
             out = clamped_walk_kernel(
-                self.model,
-                self.loss_fn,
-                params,
-                x,
-                y,
+                *args,
                 walk_lr=self.walk_lr,
                 walk_clamp=self.walk_clamp,
                 n_ascent=self.n_ascent,

@@ -9,11 +9,20 @@ from typing import Any
 import torch
 
 from .. import params as P
-from .._checks import check_finite_tensor, check_type
-from .._state import preserve_state
-from ..objective import Objective
+from .._checks import check_finite_tensor, check_type, fail
+from .._state import preserve_modes, preserve_state
+from ..objective import Objective, _check_batch
 
-__all__ = ["checked_objective", "finite_float", "guard", "progress_bar", "start_point", "tiny"]
+__all__ = [
+    "checked_objective",
+    "finite_float",
+    "guard",
+    "model_modes",
+    "progress_bar",
+    "select_batch",
+    "start_point",
+    "tiny",
+]
 
 
 def checked_objective(obj: Any) -> Objective:
@@ -29,6 +38,22 @@ def guard(obj: Objective) -> Iterator[None]:
         return
     with preserve_state(obj.model):
         yield
+
+
+def model_modes(model: torch.nn.Module | None) -> contextlib.AbstractContextManager:
+    """Restore the train/eval flags (and BatchNorm momenta) of ``model`` on exit; nothing without a model."""
+    return preserve_modes(model) if model is not None else contextlib.nullcontext()
+
+
+def select_batch(obj: Objective, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The minibatch ``batch`` of ``obj``: an index into ``obj.batches`` or an ``(inputs, targets)`` pair (checked,
+    moved to the objective's device)."""
+    if isinstance(batch, int) and not isinstance(batch, bool):
+        bl = obj.batches
+        if not 0 <= batch < len(bl):
+            fail("batch", f"an index in [0, {len(bl) - 1}] or an (inputs, targets) pair", batch)
+        return bl[batch]
+    return obj._to_device(_check_batch(0, batch))
 
 
 def start_point(obj: Objective, params: Mapping[str, torch.Tensor] | None) -> P.Params:

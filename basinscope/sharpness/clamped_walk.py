@@ -46,8 +46,8 @@ from torch.func import functional_call
 
 from .. import params as P
 from .._checks import check_int, check_positive, check_type, fail
-from .._state import preserve_modes
-from ..objective import Cost, Objective, _check_batch
+from ..objective import Cost, Objective
+from ._common import model_modes, select_batch
 from .result import SharpnessResult
 
 __all__ = ["WalkOutput", "check_walk_settings", "clamped_walk_kernel", "clamped_walk_probe"]
@@ -131,7 +131,7 @@ def clamped_walk_kernel(
             point = dict(zip(keys, torch._foreach_add([point[k] for k in keys], move, alpha=sign)))
         return point, f_start
 
-    with preserve_modes(model) if model is not None else _no_model():
+    with model_modes(model):
         if model is not None:
             model.eval()
         high, f0 = walk(p0, 1.0, n_ascent)
@@ -143,14 +143,6 @@ def clamped_walk_kernel(
                 f_high = loss_batch(high).detach()
             f_low = loss_batch(low).detach() if n_descent > 0 else f_high
     return WalkOutput((f_high - f0) + (f_high - f_low), f0, f_high, f_low, high, low)
-
-
-class _no_model:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return False
 
 
 def clamped_walk_probe(
@@ -205,13 +197,7 @@ def clamped_walk_probe(
             out = clamped_walk_kernel(None, None, p, x, y, function=obj._fn, **walk)
             b = 1
         else:
-            if isinstance(batch, int) and not isinstance(batch, bool):
-                bl = obj.batches
-                if not 0 <= batch < len(bl):
-                    fail("batch", f"an index in [0, {len(bl) - 1}] or an (inputs, targets) pair", batch)
-                x, y = bl[batch]
-            else:
-                x, y = obj._to_device(_check_batch(0, batch))
+            x, y = select_batch(obj, batch)
             bufs = {k: v.detach() for k, v in obj.model.named_buffers()}
             out = clamped_walk_kernel(obj.model, obj.loss_fn, p, x, y, buffers=bufs, **walk)
             b = int(x.shape[0])

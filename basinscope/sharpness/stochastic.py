@@ -47,7 +47,8 @@ from torch.func import functional_call
 from .. import params as P
 from .._checks import check_choice, check_int, check_positive, check_type, fail
 from .._state import preserve_modes
-from ..objective import Cost, Objective, _check_batch
+from ..objective import Cost, Objective
+from ._common import model_modes, select_batch
 from ._ghost import ghost_direction, ghost_plan
 from .result import SharpnessResult
 
@@ -154,8 +155,7 @@ def probe_kernel(
             return _normalized_direction_per_example(loss_one, p, x, y, chunk_size)
         return _normalized_direction_batch(loss_batch, p, x, y)
 
-    guard = preserve_modes(model) if model is not None else _null()
-    with guard:
+    with model_modes(model):
         if model is not None:
             model.eval()
         low = p0
@@ -168,14 +168,6 @@ def probe_kernel(
             f_high = loss_batch(high, x, y).detach()
             f_low = loss_batch(low, x, y).detach()
     return ProbeOutput(f_high - f_low, f_high, f_low, high, low)
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def check_probe_settings(gamma: float, n_descent: int, n_ascent: int, normalize: str) -> tuple[float, int, int, str]:
@@ -270,13 +262,7 @@ def stochastic_probe(
             obj.cost.forwards += 3
             obj.cost.samples += 3 + n_descent + n_ascent
         else:
-            if isinstance(batch, int) and not isinstance(batch, bool):
-                bl = obj.batches
-                if not 0 <= batch < len(bl):
-                    fail("batch", f"an index in [0, {len(bl) - 1}] or an (inputs, targets) pair", batch)
-                x, y = bl[batch]
-            else:
-                x, y = obj._to_device(_check_batch(0, batch))
+            x, y = select_batch(obj, batch)
             bufs = {k: v.detach() for k, v in obj.model.named_buffers()}
             out = probe_kernel(
                 obj.model,

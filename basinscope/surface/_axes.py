@@ -57,3 +57,9 @@ def axis_with_nodes(lo: float, hi: float, n: int, required: Sequence[float]) -> 
     if extra:
         nodes = np.unique(np.concatenate([nodes, np.array(extra)]))
     return nodes
+
+
+def grid_coords(alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """The nodes of the grid ``alphas × betas`` as ``(α, β)`` rows, α varying fastest (row-major in (β, α))."""
+    aa, bb = np.meshgrid(alphas, betas)
+    return np.stack([aa.reshape(-1), bb.reshape(-1)], axis=1)

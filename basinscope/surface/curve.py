@@ -36,8 +36,8 @@ from .._checks import check_int, check_type, fail
 from ..objective import Cost, Objective
 from ..results import Result
 from .curve_fit import CURVE_KINDS, CurveFit, curve_coefficients, fit_curve
-from .grid import _has_batchnorm, evaluate_points
-from .points import prepare_points, prepare_states
+from .grid import _has_batchnorm, bn_recompute_kind, evaluate_points
+from .points import check_labels, prepare_points, prepare_states
 from .results import METRICS
 
 __all__ = ["CurveResult", "barrier_height", "curve", "evaluate_curve"]
@@ -196,9 +196,7 @@ def evaluate_curve(
     check_type("obj", obj, Objective, "an Objective")
     if kind not in CURVE_KINDS:
         fail("kind", "one of " + ", ".join(map(repr, CURVE_KINDS)), kind)
-    labels = list(labels)
-    if len(labels) != 2 or not all(isinstance(s, str) for s in labels):
-        fail("labels", "two strings", labels)
+    labels = check_labels(labels, 2)
     if ts is None:
         check_int("points", points, minimum=2)
     t = _ts(ts, points)
@@ -215,7 +213,7 @@ def evaluate_curve(
         elif kind == "polychain" and tk == 0.5:
             exact[k] = b
     bn_data = _bn(obj, bn_data)
-    bn_kind = None if bn_data is None or bn_data is False else ("train" if bn_data is True else "data")
+    bn_kind = bn_recompute_kind(bn_data)
     common = {
         "test": test,
         "bn_data": bn_data,

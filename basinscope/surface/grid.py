@@ -36,7 +36,7 @@ from ..objective import Cost, Objective
 from . import distributed as D
 from .store import SurfaceStore, fingerprint
 
-__all__ = ["COLUMNS", "evaluate_points", "warn_batchnorm"]
+__all__ = ["COLUMNS", "bn_recompute_kind", "evaluate_points", "warn_batchnorm"]
 
 COLUMNS = ("train_loss", "train_correct", "test_loss", "test_correct")
 
@@ -52,6 +52,12 @@ def warn_batchnorm(obj: Objective, bn_data: Any) -> None:
             UserWarning,
             stacklevel=3,
         )
+
+
+def bn_recompute_kind(bn_data: Any) -> str | None:
+    """How BatchNorm statistics are recomputed at every point, as recorded in settings and store keys: ``None``
+    (not recomputed), ``"train"`` (from the objective's data, ``bn_data=True``) or ``"data"`` (from given data)."""
+    return None if bn_data is None or bn_data is False else ("train" if bn_data is True else "data")
 
 
 def _bn_objective(obj: Objective, bn_data: Any) -> Objective | None:

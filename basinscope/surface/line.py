@@ -25,8 +25,8 @@ from .. import params as P
 from .._checks import check_type, fail
 from ..objective import Objective
 from ._axes import axis_with_nodes
-from .grid import evaluate_points, warn_batchnorm
-from .points import prepare_states, state_directions
+from .grid import bn_recompute_kind, evaluate_points, warn_batchnorm
+from .points import check_labels, prepare_states, state_directions
 from .results import Surface1D
 
 __all__ = ["line", "line_coordinates"]
@@ -92,9 +92,7 @@ def line(
         True
     """
     check_type("obj", obj, Objective, "an Objective")
-    labels = list(labels)
-    if len(labels) != 2 or not all(isinstance(s, str) for s in labels):
-        fail("labels", "two strings", labels)
+    labels = check_labels(labels, 2)
     t = line_coordinates(ts, (-0.5, 1.5, 41), (0.0, 1.0))
     (a, b), states = prepare_states(obj, [("start", start), ("end", end)])
     if states is None:  # full state_dicts carry their own BatchNorm statistics
@@ -107,7 +105,7 @@ def line(
             if states is not None:
                 exact_states[k] = states[0] if tk == 0.0 else states[1]
     state_path = None if states is None else (states[0], state_directions(states, [[-1.0, 1.0]]))
-    bn_kind = None if bn_data is None or bn_data is False else ("train" if bn_data is True else "data")
+    bn_kind = bn_recompute_kind(bn_data)
     values, cost, seconds = evaluate_points(
         obj,
         a,

@@ -28,9 +28,9 @@ import torch
 from .. import params as P
 from .._checks import check_positive, check_type, fail
 from ..objective import Objective
-from ._axes import axis_with_nodes, resolution_pair
-from .grid import evaluate_points, warn_batchnorm
-from .points import prepare_states, state_directions
+from ._axes import axis_with_nodes, grid_coords, resolution_pair
+from .grid import bn_recompute_kind, evaluate_points, warn_batchnorm
+from .points import check_labels, prepare_states, state_directions
 from .results import Surface2D
 
 __all__ = ["plane", "plane_basis"]
@@ -124,9 +124,7 @@ def plane(
     check_type("obj", obj, Objective, "an Objective")
     margin = check_positive("margin", margin, allow_zero=True)
     nx, ny = resolution_pair(resolution)
-    labels = list(labels)
-    if len(labels) != 3 or not all(isinstance(s, str) for s in labels):
-        fail("labels", "three strings", labels)
+    labels = check_labels(labels, 3)
     pts, states = prepare_states(obj, [("w1", w1), ("w2", w2), ("w3", w3)])
     if states is None:  # full state_dicts carry their own BatchNorm statistics
         warn_batchnorm(obj, bn_data)
@@ -136,8 +134,7 @@ def plane(
     ext = hi - lo
     alphas = axis_with_nodes(lo[0] - margin * ext[0], hi[0] + margin * ext[0], nx, pc[:, 0])
     betas = axis_with_nodes(lo[1] - margin * ext[1], hi[1] + margin * ext[1], ny, pc[:, 1])
-    aa, bb = np.meshgrid(alphas, betas)
-    coords = np.stack([aa.reshape(-1), bb.reshape(-1)], axis=1)
+    coords = grid_coords(alphas, betas)
     indices = [[int(np.flatnonzero(alphas == a)[0]), int(np.flatnonzero(betas == b)[0])] for a, b in pc]
     exact = {j * len(alphas) + i: pts[k] for k, (i, j) in enumerate(indices)}
 
@@ -160,7 +157,7 @@ def plane(
         rows = [[-1.0 / x2, 1.0 / x2, 0.0], [(x3 / x2 - 1.0) / y3, -x3 / x2 / y3, 1.0 / y3]]
         state_path = (states[0], state_directions(states, rows))
         exact_states = {j * len(alphas) + i: states[k] for k, (i, j) in enumerate(indices)}
-    bn_kind = None if bn_data is None or bn_data is False else ("train" if bn_data is True else "data")
+    bn_kind = bn_recompute_kind(bn_data)
     values, cost, seconds = evaluate_points(
         obj,
         ref,

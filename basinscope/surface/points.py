@@ -19,7 +19,7 @@ from .. import params as P
 from .._checks import check_params_like, fail
 from ..objective import Objective
 
-__all__ = ["prepare_points", "prepare_states", "state_directions"]
+__all__ = ["check_labels", "prepare_points", "prepare_states", "state_directions"]
 
 
 def prepare_states(
@@ -83,3 +83,14 @@ def prepare_points(obj: Objective, points: Sequence[tuple[str, Any]]) -> list[P.
         check_params_like(name, w, ref)
         out.append({k: w[k].detach().to(device=ref[k].device, dtype=ref[k].dtype).clone() for k in ref})
     return out
+
+
+def check_labels(labels: Sequence[str], count: int) -> list[str]:
+    """The names of a surface's ``count`` defining points as a list, refused unless they are ``count`` strings."""
+    labels = list(labels)
+    if len(labels) != count or not all(isinstance(s, str) for s in labels):
+        fail("labels", f"{_COUNT_WORDS[count]} strings", labels)
+    return labels
+
+
+_COUNT_WORDS = {2: "two", 3: "three"}

@@ -12,29 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from .._checks import check_positive, check_type, fail
 from ..objective import Objective
 from ._axes import axis_with_nodes, resolution_pair
 from .directions import random_directions
-from .grid import evaluate_points
 from .line import line_coordinates
-from .points import prepare_states, state_directions
 from .results import Surface1D, Surface2D
+from .slices import center_point, slice_line, slice_plane
 
 __all__ = ["random_line", "random_plane"]
-
-
-def _center(obj: Objective, center: Mapping[str, torch.Tensor] | None, n_directions: int):
-    """θ and, for a full state_dict, the state held fixed along the slice (``evaluate_points``'s ``states``)."""
-    if center is None:
-        return obj.point(), None
-    (theta,), states = prepare_states(obj, [("center", center)])
-    if states is None:
-        return theta, None
-    return theta, (states[0], state_directions(states, [[0.0]] * n_directions))
 
 
 def random_line(
@@ -74,35 +62,25 @@ def random_line(
         True
     """
     check_type("obj", obj, Objective, "an Objective")
-    theta, state = _center(obj, center, 1)
+    theta, state = center_point(obj, center, 1)
     (d,) = random_directions(theta, 1, seed=seed, normalize=normalize, ignore=ignore)
     t = line_coordinates(ts, (-1.0, 1.0, 41), (0.0,))
-    exact = {k: theta for k, tk in enumerate(t) if tk == 0.0}
-    values, cost, seconds = evaluate_points(
+    settings = {"seed": seed, "normalize": normalize, "ignore": ignore}
+    return slice_line(
         obj,
         theta,
-        [d],
-        t[:, None],
-        exact=exact,
+        state,
+        d,
+        t,
+        kind="random_line",
+        settings=settings,
         test=test,
         bn_data=bn_data,
         store=store,
-        checkpoint_every=checkpoint_every,
         progress=progress,
+        checkpoint_every=checkpoint_every,
         distributed=distributed,
-        desc="random line",
-        key={"kind": "random_line", "seed": seed, "normalize": normalize, "ignore": ignore},
-        states=state,
-    )
-    return Surface1D(
-        ts=t,
-        **values,
-        points=np.array([0.0]),
-        point_labels=["θ"],
-        kind="random_line",
-        settings={"seed": seed, "normalize": normalize, "ignore": ignore, "test": test is not None},
-        cost=cost,
-        seconds=seconds,
+        key={"kind": "random_line", **settings},
     )
 
 
@@ -149,46 +127,25 @@ def random_plane(
     else:
         sa = sb = check_positive("span", span)
     nx, ny = resolution_pair(resolution)
-    theta, state = _center(obj, center, 2)
+    theta, state = center_point(obj, center, 2)
     d1, d2 = random_directions(theta, 2, seed=seed, normalize=normalize, ignore=ignore)
     alphas = axis_with_nodes(-sa, sa, nx, (0.0,))
     betas = axis_with_nodes(-sb, sb, ny, (0.0,))
-    aa, bb = np.meshgrid(alphas, betas)
-    coords = np.stack([aa.reshape(-1), bb.reshape(-1)], axis=1)
-    i0, j0 = int(np.flatnonzero(alphas == 0.0)[0]), int(np.flatnonzero(betas == 0.0)[0])
-    values, cost, seconds = evaluate_points(
+    settings = {"seed": seed, "span": [sa, sb], "resolution": [nx, ny], "normalize": normalize, "ignore": ignore}
+    return slice_plane(
         obj,
         theta,
+        state,
         [d1, d2],
-        coords,
-        exact={j0 * len(alphas) + i0: theta},
+        alphas,
+        betas,
+        kind="random_plane",
+        settings=settings,
         test=test,
         bn_data=bn_data,
         store=store,
-        checkpoint_every=checkpoint_every,
         progress=progress,
+        checkpoint_every=checkpoint_every,
         distributed=distributed,
-        desc="random plane",
         key={"kind": "random_plane", "seed": seed, "normalize": normalize, "ignore": ignore},
-        states=state,
-    )
-    shape = (len(betas), len(alphas))
-    return Surface2D(
-        alphas=alphas,
-        betas=betas,
-        **{k: None if a is None else a.reshape(shape) for k, a in values.items()},
-        points=np.zeros((1, 2)),
-        point_labels=["θ"],
-        point_indices=[[i0, j0]],
-        kind="random_plane",
-        settings={
-            "seed": seed,
-            "span": [sa, sb],
-            "resolution": [nx, ny],
-            "normalize": normalize,
-            "ignore": ignore,
-            "test": test is not None,
-        },
-        cost=cost,
-        seconds=seconds,
     )
