@@ -21,6 +21,12 @@ BatchNorm and dropout: measurements run in eval mode by default (running statist
 ``mode="train"`` they use batch statistics and active dropout, on private copies of the buffers, so the
 model's running statistics are never updated. :meth:`Objective.recompute_bn` gives the running statistics at
 another point θ from training data with the semantics of ``torch.optim.swa_utils.update_bn``.
+
+Data parallel: with ``distributed=True`` every rank of the default ``torch.distributed`` process group holds a
+shard of the data (shards may differ in size). N is then the total over all ranks, each rank sums the terms
+(n_b/N)·ℓ_b of its own batches, and one ``all_reduce`` (sum) makes loss, gradient, HVP, evaluation and
+recomputed BatchNorm statistics those of the union of the shards on every rank
+(:mod:`basinscope._data_parallel`). With ``distributed=False`` (default) nothing is communicated.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from . import _data_parallel as DP
 from . import params as P
 from ._checks import check_choice, check_finite_tensor, check_params_like, check_type, fail
 from ._state import preserve_modes
@@ -112,6 +119,43 @@ def _check_batch(i: int, batch: Any) -> Batch:
     return x, y
 
 
+def _check_shards(gathered: list[tuple[str | None, list, int]], rank: int) -> None:
+    """Raise the same one-line error on every rank when a shard was refused or the parameters differ."""
+    for r, (error, _, _) in enumerate(gathered):
+        if error is not None:
+            exc = TypeError if error.startswith("TypeError") else ValueError
+            if r == rank:
+                raise exc(error.split(": ", 1)[1])
+            raise exc(f"data: expected a valid shard on every rank, got rank {r}: {error.split(': ', 1)[1]}")
+    reference = gathered[0][1]
+    for r, (_, shapes, _) in enumerate(gathered[1:], start=1):
+        if shapes != reference:
+            diff = next(
+                (f"{a[0]} {list(a[1])} vs {b[0]} {list(b[1])} on rank 0" for a, b in zip(shapes, reference) if a != b),
+                f"{len(shapes)} parameters vs {len(reference)} on rank 0",
+            )
+            fail("model", "the same trainable parameter names and shapes on every rank", f"rank {r}: {diff}", raw=True)
+
+
+def _combine_bn_over_ranks(bufs: dict[str, torch.Tensor], bn_names: list[str]) -> None:
+    """Running statistics of one cumulative pass over the batches of every rank, from each rank's pass.
+
+    With ``momentum=None`` a BatchNorm layer's running mean and variance after k batches are the means of the
+    k batch statistics, so the pass over all ranks' batches has Σ_r k_r·stat_r / Σ_r k_r."""
+    stats: list[torch.Tensor] = []
+    counts: list[torch.Tensor] = []
+    for name in bn_names:
+        prefix = f"{name}." if name else ""
+        k = bufs[prefix + "num_batches_tracked"]
+        for stat in ("running_mean", "running_var"):
+            stats.append(bufs[prefix + stat].mul_(k))
+        counts.append(k)
+    DP.sum_([*stats, *counts])
+    for i, k in enumerate(counts):
+        stats[2 * i].div_(k)
+        stats[2 * i + 1].div_(k)
+
+
 class Objective:
     """f(θ) for a model, a loss and data; evaluated anywhere in weight space without touching the model.
 
@@ -126,6 +170,11 @@ class Objective:
         cache: move all batches to ``device`` once at construction (default). ``False`` re-iterates
             ``data`` on every pass (for data too large for the device).
         check_finite: raise ``ValueError`` when the loss is NaN/inf (one host sync per evaluation).
+        distributed: ``data`` is this rank's shard of the data; every evaluation is combined over the ranks
+            of the default ``torch.distributed`` process group (module docstring). Every rank must construct
+            the objective, with the same trainable parameter names and shapes, and make the same calls.
+            ``batches``, ``per_example_grads`` and ``cost`` stay local to the rank; ``num_samples`` is the
+            total and ``local_samples`` this rank's.
 
     Example:
         >>> import torch, torch.nn.functional as F
@@ -147,8 +196,13 @@ class Objective:
         mode: str = "eval",
         cache: bool = True,
         check_finite: bool = True,
+        distributed: bool = False,
     ) -> None:
         check_type("model", model, nn.Module, "a torch.nn.Module")
+        check_type("distributed", distributed, bool, "True or False")
+        if distributed:
+            DP.require_group()
+        self.distributed = distributed
         if not callable(loss_fn):
             fail("loss_fn", "a callable loss_fn(outputs, targets)", loss_fn, exc=TypeError)
         self.mode = check_choice("mode", mode, ("eval", "train"))
@@ -166,6 +220,23 @@ class Objective:
         self.cost = Cost()
         self._source = data
         self._batches: list[Batch] | None = None
+        if not distributed:
+            self._take_data(data, cache)
+            self.local_samples = self.num_samples
+            return
+        # every rank reaches the one collective below, also when its own shard is bad, so all raise together
+        error: str | None = None
+        try:
+            self._take_data(data, cache)
+        except (TypeError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        shapes = [(n, tuple(p.shape)) for n, p in trainable]
+        gathered = DP.all_gather_objects((error, shapes, 0 if error else self.num_samples))
+        _check_shards(gathered, DP.rank_and_world()[0])
+        self.local_samples = self.num_samples
+        self.num_samples = sum(n for _, _, n in gathered)
+
+    def _take_data(self, data: Any, cache: bool) -> None:
         if _is_pair(data):
             self._batches = [self._to_device(_check_batch(0, data))]
         elif isinstance(data, (torch.Tensor, str, bytes)) or not isinstance(data, Iterable):
@@ -205,6 +276,7 @@ class Objective:
         obj.model = None
         obj.loss_fn = None
         obj.check_finite = True
+        obj.distributed = False
         obj._fn = fn
         obj._names = [name]
         obj._x0 = x.detach().clone()
@@ -214,6 +286,7 @@ class Objective:
         obj._source = None
         obj._batches = None
         obj.num_samples = 1
+        obj.local_samples = 1
         out = fn(x.detach())
         if not isinstance(out, torch.Tensor) or out.numel() != 1:
             fail("fn", "a function returning a scalar tensor", out, exc=TypeError)
@@ -290,6 +363,15 @@ class Objective:
         check_params_like(arg, params, self._reference())
         return {k: params[k].detach() for k in self._names}
 
+    def common_seed(self, seed: int) -> int:
+        """``seed`` as rank 0 has it when distributed (random probes are then the same on every rank)."""
+        return DP.broadcast_seed(seed) if self.distributed else seed
+
+    def _sum_over_ranks(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Sum per-rank partial results in place over the ranks (one all-reduce); nothing when not distributed."""
+        if self.distributed:
+            DP.sum_(tensors)
+
     def track(self) -> _Tracker:
         """``with obj.track() as t: ...`` then ``t.cost`` is what the block spent (with seconds)."""
         return _Tracker(self)
@@ -345,6 +427,7 @@ class Objective:
                 total = term if total is None else total + term
                 self.cost.samples += n_b
         self.cost.forwards += 1
+        self._sum_over_ranks([total])
         self._finite(total)
         return total.detach()
 
@@ -368,6 +451,7 @@ class Objective:
                 self.cost.samples += n_b
         self.cost.forwards += 1
         self.cost.gradients += 1
+        self._sum_over_ranks([total, *grads])
         self._finite(total)
         return total, dict(zip(keys, grads))
 
@@ -420,6 +504,7 @@ class Objective:
                         torch._foreach_add_(outs[i], hv)
                 self.cost.samples += n_b
         self.cost.hvps += len(vectors)
+        self._sum_over_ranks([t for o in outs for t in o])
         result = [dict(zip(keys, [t.detach() for t in o])) for o in outs]
         return result[0] if single else result
 
@@ -499,7 +584,15 @@ class Objective:
                     correct = None
                 self.cost.samples += n_b
         self.cost.forwards += 1
-        return total.detach(), correct
+        total = total.detach()
+        if self.distributed:
+            if correct is None:
+                self._sum_over_ranks([total])
+            else:
+                both = torch.stack([total.to(torch.float64), correct.to(torch.float64)])
+                self._sum_over_ranks([both])
+                total, correct = both[0].to(total.dtype), both[1].round().to(correct.dtype)
+        return total, correct
 
     # ------------------------------------------------------------------ BatchNorm statistics
     def recompute_bn(
@@ -509,7 +602,11 @@ class Objective:
         objective's data), with the semantics of ``torch.optim.swa_utils.update_bn``: statistics reset,
         ``momentum=None`` (cumulative average, each *batch* weighted equally, so a short last batch counts
         as much as a full one), one pass in train mode. Returns a full buffer dict to pass as ``buffers=``;
-        the model's own buffers are not touched."""
+        the model's own buffers are not touched.
+
+        Distributed: each rank passes over its own batches and the statistics are combined with one
+        all-reduce into those of one pass over the batches of all ranks (each batch weighted equally, as
+        above; ``num_batches_tracked`` is the total count)."""
         if self.is_function:
             fail("recompute_bn", "an objective built from a model", "a function objective", raw=True)
         p = self._resolve(params)
@@ -535,4 +632,6 @@ class Objective:
                 functional_call(self.model, {**bufs, **p}, (x,))
                 self.cost.samples += int(x.shape[0])
         self.cost.forwards += 1
+        if self.distributed and DP.rank_and_world()[1] > 1:
+            _combine_bn_over_ranks(bufs, [name for name, _ in bn_modules])
         return bufs
