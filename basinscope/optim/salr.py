@@ -51,6 +51,7 @@ from torch import nn
 
 from .._checks import check_choice, check_int, check_type, fail
 from ..sharpness.stochastic import NORMALIZE, check_probe_settings, probe_kernel
+from .ddp import is_ddp, mean_over_ranks, unwrap
 from .entropy_sgd import EntropySGD
 from .salr_rule import SALRRule
 from .tensor_lr import SGD, Adam
@@ -73,6 +74,9 @@ class SALR:
         normalize: ``"per_example"`` (Algorithm 2) or ``"batch"`` (cheaper, batch gradient normalized).
         chunk_size: ``torch.func.vmap`` chunk size for the per-example gradients.
         min_ratio, max_ratio: clamp of Ŝ_k / median (η_k ∈ [min_ratio·η₀, max_ratio·η₀]).
+        distributed: replace each measured Ŝ_k by its sample-weighted mean over the ranks of the default
+            process group (:meth:`reduce_sharpness`), so every rank uses the same rate. ``None`` (default):
+            when ``model`` is wrapped in ``DistributedDataParallel`` (:mod:`basinscope.optim.ddp`).
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class SALR:
         chunk_size: int | None = None,
         min_ratio: float = 0.0,
         max_ratio: float = math.inf,
+        distributed: bool | None = None,
     ) -> None:
         if not (hasattr(optimizer, "step") and hasattr(optimizer, "param_groups")):
             fail("optimizer", "a torch optimizer with step(closure) and param_groups", optimizer, exc=TypeError)
@@ -104,7 +109,8 @@ class SALR:
             check_int("chunk_size", chunk_size, minimum=1)
         self.chunk_size = chunk_size
         self.optimizer = optimizer
-        self.model = model
+        self.distributed = is_ddp(model) if distributed is None else bool(distributed)
+        self.model = unwrap(model) if model is not None else None  # probes never run DDP's forward
         self.loss_fn = loss_fn
         self.base_lrs: list[float] = []
         for i, g in enumerate(optimizer.param_groups):
@@ -169,6 +175,16 @@ class SALR:
         self.probe_gradient_calls += self.n_descent + self.n_ascent
         return out.value
 
+    def reduce_sharpness(
+        self, sharpness: torch.Tensor, batch: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
+        """The Ŝ_k that sets the rate: with ``distributed``, the mean over the ranks weighted by their batch
+        sizes (one all-reduce, :func:`basinscope.optim.ddp.mean_over_ranks`); else ``sharpness`` itself."""
+        if not self.distributed:
+            return sharpness
+        weight = int(batch[0].shape[0]) if batch is not None else 1
+        return mean_over_ranks(sharpness, weight)
+
     def step(
         self,
         closure: Callable[[], torch.Tensor] | None = None,
@@ -190,6 +206,7 @@ class SALR:
                     if isinstance(sharpness, torch.Tensor)
                     else torch.tensor(float(sharpness), dtype=torch.float64)
                 )
+            s = self.reduce_sharpness(s, batch)
             self.last_sharpness = s.detach().to(self.last_sharpness.device, torch.float64).reshape(())
             ratio = self.rule.update(self.last_sharpness)
             for g, base in zip(self.optimizer.param_groups, self.base_lrs):
