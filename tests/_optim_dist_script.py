@@ -91,7 +91,7 @@ def salr_reference() -> tuple[dict[str, torch.Tensor], torch.Tensor]:
             ]
             s = sum(values) / WORLD
 
-        def closure():
+        def closure(x=x, y=y):
             opt.zero_grad()
             loss = F.cross_entropy(model(x), y)
             loss.backward()
@@ -129,7 +129,7 @@ def main(out: str) -> None:
     for k in range(STEPS):
         x, y = shard(k, rank)
 
-        def closure():
+        def closure(x=x, y=y):
             salr.zero_grad()
             loss = F.cross_entropy(ddp(x), y)
             loss.backward()
