@@ -19,11 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def torchrun(script: str, tmp_path: Path, *args: str, nproc: int = 2) -> subprocess.CompletedProcess:
-    """Run ``tests/<script>`` under ``torchrun --standalone`` (gloo), failing with its output on error."""
+    """Run ``tests/<script> tmp_path args...`` (or ``-m module args...`` when ``script`` is ``"-m"``) under
+    ``torchrun --standalone`` in ``tmp_path``, failing with its output on error."""
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("WORLD_SIZE", None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           str(ROOT / "tests" / script), str(tmp_path), *args]  # fmt: skip
+    program = ["-m", *args] if script == "-m" else [str(ROOT / "tests" / script), str(tmp_path), *args]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *program]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
