@@ -1,4 +1,5 @@
-"""``basinscope diagnose`` under a 2-process gloo torchrun: rank 0 writes the report of one process's numbers."""
+"""Under a 2-process gloo torchrun: ``basinscope diagnose`` (rank 0 writes the report of one process's numbers) and
+the torchrun example of docs/objective.md."""
 
 from __future__ import annotations
 
@@ -44,3 +45,29 @@ def test_diagnose_under_torchrun_equals_one_process(tmp_path, capsys, monkeypatc
     # iterative estimators
     for k, v in one.items():
         assert math.isclose(got[k], v, rel_tol=1e-4, abs_tol=1e-6), (k, got[k], v)
+
+
+@pytest.mark.slow
+def test_objective_page_torchrun_example_equals_one_process(tmp_path):
+    import re
+    from pathlib import Path
+
+    import torch
+    import torch.nn.functional as F
+
+    from basinscope import Objective, hessian_trace, top_eigenvalues
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "objective.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```py\n(# curvature\.py.*?)```", text, flags=re.DOTALL)
+    (tmp_path / "curvature.py").write_text(block)
+    proc = torchrun("-m", tmp_path, "curvature")
+    line = proc.stdout.strip().splitlines()[-1]
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(40, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    x, y = torch.randn(1000, 40), torch.randint(0, 10, (1000,))
+    obj = Objective(model, F.cross_entropy, [(x[i : i + 128], y[i : i + 128]) for i in range(0, 1000, 128)])
+    top, tr = top_eigenvalues(obj, k=3, seed=0), hessian_trace(obj, n_samples=50, seed=0)
+    numbers = [float(v) for v in re.findall(r"-?\d+\.\d+(?:e-?\d+)?|\d+", line)]
+    assert numbers[:2] == [1000, 512]
+    for got, want in zip(numbers[2:], [*top.eigenvalues, tr.value]):
+        assert math.isclose(got, want, rel_tol=1e-4), (line, top.eigenvalues, tr.value)
