@@ -20,7 +20,15 @@ import torch
 
 from ._checks import fail
 
-__all__ = ["all_gather_objects", "broadcast_seed", "rank_and_world", "require_group", "sum_"]
+__all__ = [
+    "all_gather_objects",
+    "broadcast_seed",
+    "check_shards",
+    "combine_bn_statistics",
+    "rank_and_world",
+    "require_group",
+    "sum_",
+]
 
 
 def _dist():
@@ -84,3 +92,40 @@ def all_gather_objects(value: Any) -> list[Any]:
     out: list[Any] = [None] * _dist().get_world_size()
     _dist().all_gather_object(out, value)
     return out
+
+
+def combine_bn_statistics(bufs: dict[str, torch.Tensor], bn_names: list[str]) -> None:
+    """Running statistics of one cumulative pass over the batches of every rank, from each rank's pass.
+
+    With ``momentum=None`` a BatchNorm layer's running mean and variance after k batches are the means of the
+    k batch statistics, so the pass over all ranks' batches has Σ_r k_r·stat_r / Σ_r k_r."""
+    stats: list[torch.Tensor] = []
+    counts: list[torch.Tensor] = []
+    for name in bn_names:
+        prefix = f"{name}." if name else ""
+        k = bufs[prefix + "num_batches_tracked"]
+        for stat in ("running_mean", "running_var"):
+            stats.append(bufs[prefix + stat].mul_(k))
+        counts.append(k)
+    sum_([*stats, *counts])
+    for i, k in enumerate(counts):
+        stats[2 * i].div_(k)
+        stats[2 * i + 1].div_(k)
+
+
+def check_shards(gathered: list[tuple[str | None, list, int]], rank: int) -> None:
+    """Raise the same one-line error on every rank when a shard was refused or the parameters differ."""
+    for r, (error, _, _) in enumerate(gathered):
+        if error is not None:
+            exc = TypeError if error.startswith("TypeError") else ValueError
+            if r == rank:
+                raise exc(error.split(": ", 1)[1])
+            raise exc(f"data: expected a valid shard on every rank, got rank {r}: {error.split(': ', 1)[1]}")
+    reference = gathered[0][1]
+    for r, (_, shapes, _) in enumerate(gathered[1:], start=1):
+        if shapes != reference:
+            diff = next(
+                (f"{a[0]} {list(a[1])} vs {b[0]} {list(b[1])} on rank 0" for a, b in zip(shapes, reference) if a != b),
+                f"{len(shapes)} parameters vs {len(reference)} on rank 0",
+            )
+            fail("model", "the same trainable parameter names and shapes on every rank", f"rank {r}: {diff}", raw=True)

@@ -119,43 +119,6 @@ def _check_batch(i: int, batch: Any) -> Batch:
     return x, y
 
 
-def _check_shards(gathered: list[tuple[str | None, list, int]], rank: int) -> None:
-    """Raise the same one-line error on every rank when a shard was refused or the parameters differ."""
-    for r, (error, _, _) in enumerate(gathered):
-        if error is not None:
-            exc = TypeError if error.startswith("TypeError") else ValueError
-            if r == rank:
-                raise exc(error.split(": ", 1)[1])
-            raise exc(f"data: expected a valid shard on every rank, got rank {r}: {error.split(': ', 1)[1]}")
-    reference = gathered[0][1]
-    for r, (_, shapes, _) in enumerate(gathered[1:], start=1):
-        if shapes != reference:
-            diff = next(
-                (f"{a[0]} {list(a[1])} vs {b[0]} {list(b[1])} on rank 0" for a, b in zip(shapes, reference) if a != b),
-                f"{len(shapes)} parameters vs {len(reference)} on rank 0",
-            )
-            fail("model", "the same trainable parameter names and shapes on every rank", f"rank {r}: {diff}", raw=True)
-
-
-def _combine_bn_over_ranks(bufs: dict[str, torch.Tensor], bn_names: list[str]) -> None:
-    """Running statistics of one cumulative pass over the batches of every rank, from each rank's pass.
-
-    With ``momentum=None`` a BatchNorm layer's running mean and variance after k batches are the means of the
-    k batch statistics, so the pass over all ranks' batches has Σ_r k_r·stat_r / Σ_r k_r."""
-    stats: list[torch.Tensor] = []
-    counts: list[torch.Tensor] = []
-    for name in bn_names:
-        prefix = f"{name}." if name else ""
-        k = bufs[prefix + "num_batches_tracked"]
-        for stat in ("running_mean", "running_var"):
-            stats.append(bufs[prefix + stat].mul_(k))
-        counts.append(k)
-    DP.sum_([*stats, *counts])
-    for i, k in enumerate(counts):
-        stats[2 * i].div_(k)
-        stats[2 * i + 1].div_(k)
-
-
 class Objective:
     """f(θ) for a model, a loss and data; evaluated anywhere in weight space without touching the model.
 
@@ -232,7 +195,7 @@ class Objective:
             error = f"{type(exc).__name__}: {exc}"
         shapes = [(n, tuple(p.shape)) for n, p in trainable]
         gathered = DP.all_gather_objects((error, shapes, 0 if error else self.num_samples))
-        _check_shards(gathered, DP.rank_and_world()[0])
+        DP.check_shards(gathered, DP.rank_and_world()[0])
         self.local_samples = self.num_samples
         self.num_samples = sum(n for _, _, n in gathered)
 
@@ -633,5 +596,5 @@ class Objective:
                 self.cost.samples += int(x.shape[0])
         self.cost.forwards += 1
         if self.distributed and DP.rank_and_world()[1] > 1:
-            _combine_bn_over_ranks(bufs, [name for name, _ in bn_modules])
+            DP.combine_bn_statistics(bufs, [name for name, _ in bn_modules])
         return bufs
