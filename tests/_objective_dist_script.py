@@ -75,6 +75,13 @@ def main(out: str) -> None:
     obj = Objective(model, F.cross_entropy, shard, distributed=True)
     results = measure(obj, seed=3 + rank)
     results["num_samples"] = torch.tensor([obj.num_samples, obj.local_samples], dtype=torch.float64)
+    # checkpoints: rank 0 writes one file, every rank resumes from it (nothing left to compute)
+    resumed = []
+    for _ in range(2):
+        tr = hessian.trace(obj, n_samples=6, seed=3, checkpoint=f"{out}/trace.pt", checkpoint_every=1)
+        eig = hessian.top_eigenvalues(obj, k=3, max_iter=20, seed=3, checkpoint=f"{out}/eigen.pt")
+        resumed += [tr.value, tr.cost.hvps, *eig.eigenvalues, eig.cost.hvps]
+    results["resumed"] = torch.tensor(resumed, dtype=torch.float64)
     other = nn.Linear(4, 3 if rank == 0 else 2).double()
     try:
         Objective(other, F.cross_entropy, shard, distributed=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -45,6 +46,11 @@ def test_torchrun_two_uneven_shards_equal_one_process(tmp_path):
         assert res["num_samples"].tolist() == [40.0, float(local)]
         for name, want in reference.items():
             assert _close(res[name], want, 1e-8), (r, name, res[name], want)
+        tr, hvps, *rest = res["resumed"].tolist()
+        assert math.isclose(tr, float(reference["trace"]), rel_tol=1e-8) and hvps == 6
+        assert rest[4:] == [tr, 0.0, *rest[:3], 0.0]  # the second calls resumed from rank 0's files
+        assert _close(torch.tensor(rest[:3], dtype=torch.float64), reference["eigenvalues"], 1e-8)
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["eigen.pt", "rank0.pt", "rank1.pt", "trace.pt"]
     for name in reference:  # both ranks hold the very same numbers
         assert torch.equal(torch.nan_to_num(ranks[0]["results"][name]), torch.nan_to_num(ranks[1]["results"][name]))
     for saved in ranks:
