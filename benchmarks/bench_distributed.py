@@ -10,9 +10,9 @@ four (rank r of W processes) in an ``Objective(..., distributed=W > 1)`` and tim
 * ``allreduce``: the communication alone, one ``all_reduce`` of #params float64 (what every HVP sends).
 
 The driver runs the two configurations in alternation, ``--reps`` times each (machine speed drifts on a shared
-host), and reports medians and the ratio of the medians. Every worker runs torch on ``--threads`` intra-op
-threads (default 1: 2 processes use 2 cores, 1 process 1 core). The eigenvalues of the two configurations are
-printed side by side: they must agree (the data-parallel sum is exact).
+host), and reports medians, the ratio of the medians and the median of the per-repetition ratios. Every worker
+runs torch on ``--threads`` intra-op threads (default 1: 2 processes use 2 cores, 1 process 1 core). The
+eigenvalues of the two configurations are printed side by side: they must agree (the data-parallel sum is exact).
 
 Run: ``flock /tmp/basinscope-bench.lock python benchmarks/bench_distributed.py --reps 3 --json out.json``
 """
@@ -134,6 +134,10 @@ def main() -> None:
     one, two = summary["1 process"], summary["2 processes"]
     summary["ratio_hvp"] = one["hvp_s_median"] / two["hvp_s_median"]
     summary["ratio_eigen"] = one["eigen_s_median"] / two["eigen_s_median"]
+    for what in ("hvp", "eigen"):  # each repetition's pair, run back to back
+        pairs = [a[f"{what}_s"] / b[f"{what}_s"] for a, b in zip(runs["1 process"], runs["2 processes"])]
+        summary[f"ratio_{what}_per_rep"] = pairs
+        summary[f"ratio_{what}_per_rep_median"] = statistics.median(pairs)
     summary["params"] = runs["1 process"][0]["params"]
     print(json.dumps(summary, indent=1))
     if args.json is not None:

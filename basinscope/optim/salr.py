@@ -74,7 +74,7 @@ class SALR:
         normalize: ``"per_example"`` (Algorithm 2) or ``"batch"`` (cheaper, batch gradient normalized).
         chunk_size: ``torch.func.vmap`` chunk size for the per-example gradients.
         min_ratio, max_ratio: clamp of Ŝ_k / median (η_k ∈ [min_ratio·η₀, max_ratio·η₀]).
-        distributed: replace each measured Ŝ_k by its sample-weighted mean over the ranks of the default
+        distributed: replace each Ŝ_k (measured or given) by its sample-weighted mean over the ranks of the default
             process group (:meth:`reduce_sharpness`), so every rank uses the same rate. ``None`` (default):
             when ``model`` is wrapped in ``DistributedDataParallel`` (:mod:`basinscope.optim.ddp`).
     """
