@@ -137,6 +137,8 @@ def _cmd_diagnose(a: argparse.Namespace) -> int:
         device=_device(a.device),
         progress=not a.quiet,
     )
+    if res["report"] is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return 0
     if a.json:
         _print_json(res["metrics"])
     else:

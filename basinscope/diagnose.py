@@ -79,6 +79,7 @@ def diagnose(
     seed: int = 0,
     device: torch.device | str | None = None,
     progress: bool = False,
+    distributed: bool = False,
 ) -> Diagnosis:
     """Measure ``model`` at its current weights on ``train`` (and evaluate on ``test``).
 
@@ -100,6 +101,9 @@ def diagnose(
         device: where to evaluate (default: the model's).
         progress: show progress bars on stderr: one over the stages (evaluation, sharpness, Hessian top-k,
             trace, density, surfaces) and the surfaces' bars over grid points.
+        distributed: ``train`` and ``test`` are this rank's shards; every measurement is of the union of the
+            shards over the ranks of the default process group (``Objective(..., distributed=True)``), the
+            same numbers on every rank.
 
     Returns:
         :class:`Diagnosis`.
@@ -114,8 +118,8 @@ def diagnose(
     if loss_fn is None:
         y0 = first_batch[1] if first_batch is not None else next(iter(train))[1]
         loss_fn = default_loss(y0)
-    obj = Objective(model, loss_fn, train, device=device)
-    test_obj = Objective(model, loss_fn, test, device=device) if test is not None else None
+    obj = Objective(model, loss_fn, train, device=device, distributed=distributed)
+    test_obj = Objective(model, loss_fn, test, device=device, distributed=distributed) if test is not None else None
     theta = obj.point()
     ascent_steps = 5 if quick else 20
     lanczos_iter = 20 if quick else 60
@@ -312,6 +316,11 @@ def diagnose_checkpoint(
 ) -> dict[str, Any]:
     """``basinscope diagnose``: resolve the specs, load ``checkpoint`` safely, :func:`diagnose`, write the report.
 
+    Under ``torchrun`` (``WORLD_SIZE > 1``; the process group is initialized here, gloo on CPU, nccl on CUDA)
+    rank r keeps batches r, r + W, r + 2W, ... of each split, the measurements are data-parallel
+    (``diagnose(..., distributed=True)``) and rank 0 alone writes the report (the other ranks return
+    ``None`` for ``report`` and ``json``).
+
     Args:
         checkpoint: a state_dict file (weights only; files needing pickled code are refused).
         model: a model spec (see :mod:`basinscope.specs`).
@@ -327,16 +336,24 @@ def diagnose_checkpoint(
     """
     from .checkpoint import load_into, load_state_dict
     from .specs import resolve_data, resolve_model
+    from .surface import distributed as D
 
     dev = check_device("device", device) if device is not None else torch.device("cpu")
     state = load_state_dict(checkpoint)  # fail fast on a bad file, before loading any data
     dataset = resolve_data(data).subset(train_samples, test_samples)
     net = resolve_model(model, defaults=dataset.model_defaults())
     load_into(net, state)
+    on = D.active(dev)  # under torchrun: the process group (and each rank's CUDA device) is set up here
+    rank, world = D.rank_and_world(on)
+    if on and dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
     net = net.to(dev)
-    diag = diagnose(
-        net, dataset.batches("train", batch_size), dataset.batches("test", batch_size), device=dev, **kwargs
-    )
+    train, test = (dataset.batches(split, batch_size)[rank::world] for split in ("train", "test"))
+    if rank != 0:
+        kwargs["progress"] = False
+    diag = diagnose(net, train, test, device=dev, distributed=on, **kwargs)
+    if rank != 0:
+        return {"report": None, "json": None, "metrics": diag.metrics}
     paths = write_diagnosis(
         diag, out_dir, title=f"basinscope diagnosis: {Path(checkpoint).name}", subtitle=f"model {model}, data {data}"
     )

@@ -21,6 +21,12 @@ BatchNorm and dropout: measurements run in eval mode by default (running statist
 ``mode="train"`` they use batch statistics and active dropout, on private copies of the buffers, so the
 model's running statistics are never updated. :meth:`Objective.recompute_bn` gives the running statistics at
 another point θ from training data with the semantics of ``torch.optim.swa_utils.update_bn``.
+
+Data parallel: with ``distributed=True`` every rank of the default ``torch.distributed`` process group holds a
+shard of the data (shards may differ in size). N is then the total over all ranks, each rank sums the terms
+(n_b/N)·ℓ_b of its own batches, and one ``all_reduce`` (sum) makes loss, gradient, HVP, evaluation and
+recomputed BatchNorm statistics those of the union of the shards on every rank
+(:mod:`basinscope._data_parallel`). With ``distributed=False`` (default) nothing is communicated.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from . import _data_parallel as DP
 from . import params as P
 from ._checks import check_choice, check_device, check_finite_tensor, check_params_like, check_type, fail
 from ._datachecks import check_class_targets, checked_forward, checked_loss
@@ -127,6 +134,11 @@ class Objective:
         cache: move all batches to ``device`` once at construction (default). ``False`` re-iterates
             ``data`` on every pass (for data too large for the device).
         check_finite: raise ``ValueError`` when the loss is NaN/inf (one host sync per evaluation).
+        distributed: ``data`` is this rank's shard of the data; every evaluation is combined over the ranks
+            of the default ``torch.distributed`` process group (module docstring). Every rank must construct
+            the objective, with the same trainable parameter names and shapes, and make the same calls.
+            ``batches``, ``per_example_grads`` and ``cost`` stay local to the rank; ``num_samples`` is the
+            total and ``local_samples`` this rank's.
 
     Example:
         >>> import torch, torch.nn.functional as F
@@ -148,8 +160,13 @@ class Objective:
         mode: str = "eval",
         cache: bool = True,
         check_finite: bool = True,
+        distributed: bool = False,
     ) -> None:
         check_type("model", model, nn.Module, "a torch.nn.Module")
+        check_type("distributed", distributed, bool, "True or False")
+        if distributed:
+            DP.require_group()
+        self.distributed = distributed
         if not callable(loss_fn):
             fail("loss_fn", "a callable loss_fn(outputs, targets)", loss_fn, exc=TypeError)
         self.mode = check_choice("mode", mode, ("eval", "train"))
@@ -169,6 +186,23 @@ class Objective:
         self.cost = Cost()
         self._source = data
         self._batches: list[Batch] | None = None
+        if not distributed:
+            self._take_data(data, cache)
+            self.local_samples = self.num_samples
+            return
+        # every rank reaches the one collective below, also when its own shard is bad, so all raise together
+        error: str | None = None
+        try:
+            self._take_data(data, cache)
+        except (TypeError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        shapes = [(n, tuple(p.shape)) for n, p in trainable]
+        gathered = DP.all_gather_objects((error, shapes, 0 if error else self.num_samples))
+        DP.check_shards(gathered, DP.rank_and_world()[0])
+        self.local_samples = self.num_samples
+        self.num_samples = sum(n for _, _, n in gathered)
+
+    def _take_data(self, data: Any, cache: bool) -> None:
         if _is_pair(data):
             self._batches = [self._to_device(_check_batch(0, data))]
         elif isinstance(data, (torch.Tensor, str, bytes)) or not isinstance(data, Iterable):
@@ -208,6 +242,7 @@ class Objective:
         obj.model = None
         obj.loss_fn = None
         obj.check_finite = True
+        obj.distributed = False
         obj._fn = fn
         obj._names = [name]
         obj._x0 = x.detach().clone()
@@ -218,6 +253,7 @@ class Objective:
         obj._batches = None
         obj.num_samples = 1
         obj._checked = True
+        obj.local_samples = 1
         out = fn(x.detach())
         if not isinstance(out, torch.Tensor) or out.numel() != 1:
             fail("fn", "a function returning a scalar tensor", out, exc=TypeError)
@@ -293,6 +329,15 @@ class Objective:
             return {k: v.detach() for k, v in ref.items()}
         check_params_like(arg, params, self._reference())
         return {k: params[k].detach() for k in self._names}
+
+    def common_seed(self, seed: int) -> int:
+        """``seed`` as rank 0 has it when distributed (random probes are then the same on every rank)."""
+        return DP.broadcast_seed(seed) if self.distributed else seed
+
+    def _sum_over_ranks(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Sum per-rank partial results in place over the ranks (one all-reduce); nothing when not distributed."""
+        if self.distributed:
+            DP.sum_(tensors)
 
     def track(self) -> _Tracker:
         """``with obj.track() as t: ...`` then ``t.cost`` is what the block spent (with seconds)."""
@@ -370,6 +415,7 @@ class Objective:
                 total = term if total is None else total + term
                 self.cost.samples += n_b
         self.cost.forwards += 1
+        self._sum_over_ranks([total])
         self._finite(total)
         return total.detach()
 
@@ -393,6 +439,7 @@ class Objective:
                 self.cost.samples += n_b
         self.cost.forwards += 1
         self.cost.gradients += 1
+        self._sum_over_ranks([total, *grads])
         self._finite(total)
         return total, dict(zip(keys, grads))
 
@@ -445,6 +492,7 @@ class Objective:
                         torch._foreach_add_(outs[i], hv)
                 self.cost.samples += n_b
         self.cost.hvps += len(vectors)
+        self._sum_over_ranks([t for o in outs for t in o])
         result = [dict(zip(keys, [t.detach() for t in o])) for o in outs]
         return result[0] if single else result
 
@@ -531,7 +579,15 @@ class Objective:
                     correct = None
                 self.cost.samples += n_b
         self.cost.forwards += 1
-        return total.detach(), correct
+        total = total.detach()
+        if self.distributed:
+            if correct is None:
+                self._sum_over_ranks([total])
+            else:
+                both = torch.stack([total.to(torch.float64), correct.to(torch.float64)])
+                self._sum_over_ranks([both])
+                total, correct = both[0].to(total.dtype), both[1].round().to(correct.dtype)
+        return total, correct
 
     # ------------------------------------------------------------------ BatchNorm statistics
     def recompute_bn(
@@ -541,7 +597,11 @@ class Objective:
         objective's data), with the semantics of ``torch.optim.swa_utils.update_bn``: statistics reset,
         ``momentum=None`` (cumulative average, each *batch* weighted equally, so a short last batch counts
         as much as a full one), one pass in train mode. Returns a full buffer dict to pass as ``buffers=``;
-        the model's own buffers are not touched."""
+        the model's own buffers are not touched.
+
+        Distributed: each rank passes over its own batches and the statistics are combined with one
+        all-reduce into those of one pass over the batches of all ranks (each batch weighted equally, as
+        above; ``num_batches_tracked`` is the total count)."""
         if self.is_function:
             fail("recompute_bn", "an objective built from a model", "a function objective", raw=True)
         p = self._resolve(params)
@@ -567,4 +627,6 @@ class Objective:
                 functional_call(self.model, {**bufs, **p}, (x,))
                 self.cost.samples += int(x.shape[0])
         self.cost.forwards += 1
+        if self.distributed and DP.rank_and_world()[1] > 1:
+            DP.combine_bn_statistics(bufs, [name for name, _ in bn_modules])
         return bufs

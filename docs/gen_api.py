@@ -25,7 +25,7 @@ MODULES = [
     ("Sharpness", ["basinscope.sharpness"]),
     ("Hessian spectra", ["basinscope.hessian"]),
     ("Loss surfaces", ["basinscope.surface"]),
-    ("Optimizers", ["basinscope.optim"]),
+    ("Optimizers", ["basinscope.optim", "basinscope.optim.ddp"]),
     ("1-D toy demos", ["basinscope.toy"]),
     ("Models and data", ["basinscope.models", "basinscope.data"]),
     (

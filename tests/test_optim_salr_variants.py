@@ -443,3 +443,14 @@ def test_released_measuring_step_without_a_batch_fails_before_stepping():
     ):
         opt.step(_closure(opt, model, x, y))
     assert opt.iteration == 0 and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_released_walk_left_in_weights_is_refused_with_distributed():
+    # each rank walks on its own part of the minibatch: a walk kept in the weights would set the ranks apart
+    model = torch.nn.Linear(3, 2)
+    with pytest.raises(ValueError, match=r"^restore_walk: expected True with distributed=True .* got False$"):
+        SGDSALR(model, torch.nn.functional.cross_entropy, lr=0.1, variant="released", distributed=True)
+    opt = SGDSALR(
+        model, torch.nn.functional.cross_entropy, lr=0.1, variant="released", restore_walk=True, distributed=True
+    )
+    assert opt.distributed and opt.restore_walk

@@ -14,6 +14,9 @@ The file is tied to the computation by SHA-256 fingerprints of the settings and 
 (:mod:`basinscope.hessian._fingerprint`); a file with another fingerprint is refused with a one-line error naming
 the part that differs, and left as it is. The file is read with ``torch.load(..., weights_only=True)``. Its size
 is about (steps + 1)·runs·dim numbers of the basis dtype for Lanczos, and samples·dim float64 for the trace.
+
+With a distributed objective every rank holds the same state: rank 0 alone writes the file, every rank reads it
+on resume (so the path must be on a file system all ranks see), and the data fingerprint covers every shard.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 import torch
 
+from .. import _data_parallel as DP
 from .._checks import check_int, fail
 from .._digest import fingerprint
 from ..results import atomic_write_bytes, remove_stale_temporaries
@@ -60,6 +64,7 @@ class SpectrumCheckpoint:
             fail("checkpoint", "a file path", f"'{self.path}' (a directory)", raw=True)
         self.fingerprint = ""
         self.parts: dict[str, str] = {}
+        self._writer = True
         if self.path is not None:
             fields = {
                 "settings": {
@@ -73,6 +78,10 @@ class SpectrumCheckpoint:
                 "point": {n: t.detach() for n, t in op.point.items()},
             }
             self.parts = checkpoint_parts(op.obj, fields)
+            if op.obj.distributed:
+                # one file for all ranks (their states are identical): the data part covers every shard
+                self.parts["data"] = fingerprint(shards=DP.all_gather_objects(self.parts["data"]))
+                self._writer = DP.rank_and_world()[0] == 0
             self.fingerprint = fingerprint(**self.parts)
             remove_stale_temporaries(self.path)  # left by a run killed while writing
         self._since = 0
@@ -111,6 +120,9 @@ class SpectrumCheckpoint:
     def write(self, state: dict) -> None:
         """Save ``state`` (tensors, numbers, lists and dicts of them) atomically."""
         if self.path is None:
+            return
+        if not self._writer:
+            self._since = 0
             return
         buf = io.BytesIO()
         torch.save({"fingerprint": self.fingerprint, "parts": self.parts, "state": state}, buf)

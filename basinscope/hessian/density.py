@@ -121,6 +121,9 @@ def density(
     check_int("n_runs", n_runs, minimum=1)
     check_int("n_iter", n_iter, minimum=1)
     check_int("seed", seed, minimum=0)
+    seed = obj.common_seed(seed)  # rank 0's probes on every rank of a distributed objective
+    if obj.distributed and backend == "pyhessian":
+        fail("backend", "'native' with a distributed objective (PyHessian evaluates one process's data)", backend)
     if sigma is not None:
         check_positive("sigma", sigma)
     op = HessianOperator(obj, params, layers=layers, graph=graph)

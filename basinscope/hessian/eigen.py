@@ -262,6 +262,9 @@ def top_eigenvalues(
     check_choice("backend", backend, ("native", "pyhessian"))
     check_int("k", k, minimum=1)
     check_int("seed", seed, minimum=0)
+    seed = obj.common_seed(seed)  # rank 0's probes on every rank of a distributed objective
+    if obj.distributed and backend == "pyhessian":
+        fail("backend", "'native' with a distributed objective (PyHessian evaluates one process's data)", backend)
     check_choice("start", start, ("auto", "gradient", "random"))
     op = HessianOperator(obj, params, layers=layers, graph=graph)
     if start == "auto":

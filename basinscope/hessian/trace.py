@@ -124,6 +124,9 @@ def trace(
     check_choice("backend", backend, ("native", "pyhessian"))
     check_int("n_samples", n_samples, minimum=3 if method == "hutch++" else 1)
     check_int("seed", seed, minimum=0)
+    seed = obj.common_seed(seed)  # rank 0's probes on every rank of a distributed objective
+    if obj.distributed and backend == "pyhessian":
+        fail("backend", "'native' with a distributed objective (PyHessian evaluates one process's data)", backend)
     check_int("block_size", block_size, minimum=1)
     op = HessianOperator(obj, params, layers=layers, graph=graph)
     settings = {"n_samples": n_samples, "seed": seed, "layers": op.names if layers else None, "graph": op.graph}

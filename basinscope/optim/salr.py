@@ -75,6 +75,7 @@ from torch import nn
 from .._checks import check_int, check_type, fail
 from ..sharpness.clamped_walk import clamped_walk_kernel
 from ..sharpness.stochastic import probe_kernel
+from .ddp import is_ddp, mean_over_ranks, unwrap
 from .entropy_sgd import EntropySGD
 from .salr_rule import SALRRule
 from .salr_variants import resolve_salr_options
@@ -112,6 +113,10 @@ class SALR:
     The per-step path has no host synchronization with a tensor-rate optimizer (this package's SGD/Adam), in
     both variants: the walk, Ŝ, the percentiles (``torch.nanquantile`` on the device) and the rate stay
     device tensors.
+        distributed: replace each Ŝ_k (measured or given) by its sample-weighted mean over the ranks of the default
+            process group (:meth:`reduce_sharpness`), so every rank uses the same rate. ``None`` (default):
+            when ``model`` is wrapped in ``DistributedDataParallel`` (:mod:`basinscope.optim.ddp`). Needs
+            ``restore_walk=True`` (each rank walks on its own part of the minibatch, so the walks end apart).
     """
 
     def __init__(
@@ -134,6 +139,7 @@ class SALR:
         max_ratio: float | None = None,
         restore_walk: bool | None = None,
         probe_eval_mode: bool = False,
+        distributed: bool | None = None,
     ) -> None:
         if not (hasattr(optimizer, "step") and hasattr(optimizer, "param_groups")):
             fail("optimizer", "a torch optimizer with step(closure) and param_groups", optimizer, exc=TypeError)
@@ -166,7 +172,15 @@ class SALR:
         self.restore_walk: bool = o["restore_walk"]
         self.probe_eval_mode: bool = probe_eval_mode
         self.optimizer = optimizer
-        self.model = model
+        self.distributed = is_ddp(model) if distributed is None else bool(distributed)
+        if self.distributed and not self.restore_walk:
+            fail(
+                "restore_walk",
+                "True with distributed=True (each rank walks on its own data, so a walk left in the weights would"
+                " set the ranks apart)",
+                self.restore_walk,
+            )
+        self.model = unwrap(model) if model is not None else None  # probes never run DDP's forward
         self.loss_fn = loss_fn
         self.base_lrs: list[float] = []
         for i, g in enumerate(optimizer.param_groups):
@@ -268,10 +282,21 @@ class SALR:
                 if isinstance(sharpness, torch.Tensor)
                 else torch.tensor(float(sharpness), dtype=torch.float64)
             )
+        s = self.reduce_sharpness(s, batch)
         self.last_sharpness = s.detach().to(self.last_sharpness.device, torch.float64).reshape(())
         ratio = self.rule.update(self.last_sharpness)
         for g, base in zip(self.optimizer.param_groups, self.base_lrs):
             g["lr"] = ratio * base if self._tensor_lr else float(ratio) * base
+
+    def reduce_sharpness(
+        self, sharpness: torch.Tensor, batch: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
+        """The Ŝ_k that sets the rate: with ``distributed``, the mean over the ranks weighted by their batch
+        sizes (one all-reduce, :func:`basinscope.optim.ddp.mean_over_ranks`); else ``sharpness`` itself."""
+        if not self.distributed:
+            return sharpness
+        weight = int(batch[0].shape[0]) if batch is not None else 1
+        return mean_over_ranks(sharpness, weight)
 
     def step(
         self,

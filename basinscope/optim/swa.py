@@ -87,13 +87,21 @@ class WeightAverager:
 
 
 @torch.no_grad()
-def recompute_bn_(model: nn.Module, loss_fn, batches: Any) -> None:
+def recompute_bn_(model: nn.Module, loss_fn, batches: Any, *, distributed: bool | None = None) -> None:
     """Recompute the model's BatchNorm running statistics at its current weights from ``batches`` (a list of
     ``(inputs, targets)`` pairs or a DataLoader, read once) in place (``update_bn`` semantics, see the module
-    docstring). No-op for models without BatchNorm."""
+    docstring). No-op for models without BatchNorm.
+
+    ``distributed``: ``batches`` are this rank's and the statistics become those of one pass over the batches
+    of every rank (each batch counted once), the same on every rank. ``None`` (default): when ``model`` is
+    wrapped in ``DistributedDataParallel`` (:mod:`basinscope.optim.ddp`); the wrapped module is updated."""
+    from .ddp import is_ddp, unwrap
+
+    distributed = is_ddp(model) if distributed is None else bool(distributed)
+    model = unwrap(model)
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return
-    obj = Objective(model, loss_fn, batches, cache=isinstance(batches, list))
+    obj = Objective(model, loss_fn, batches, cache=isinstance(batches, list), distributed=distributed)
     new = obj.recompute_bn()
     for name, buf in model.named_buffers():
         buf.copy_(new[name])

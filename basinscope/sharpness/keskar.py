@@ -156,6 +156,7 @@ def keskar(
     restarts = check_int("restarts", restarts, minimum=0)
     step_size = check_positive("step_size", step_size)
     seed = check_int("seed", seed, minimum=0)
+    seed = obj.common_seed(seed)  # rank 0's random starts on every rank of a distributed objective
     if subspace_dim is not None:
         if method != "box":
             fail("subspace_dim", "None for method='ball' (subspaces are part of the box method)", subspace_dim)

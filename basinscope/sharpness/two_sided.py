@@ -65,6 +65,7 @@ def two_sided(
     restarts = check_int("restarts", restarts, minimum=0)
     step_size = check_positive("step_size", step_size)
     seed = check_int("seed", seed, minimum=0)
+    seed = obj.common_seed(seed)  # rank 0's random starts on every rank of a distributed objective
     settings: dict[str, Any] = {
         "epsilon": eps,
         "method": "ball",

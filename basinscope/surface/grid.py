@@ -67,7 +67,7 @@ def _bn_objective(obj: Objective, bn_data: Any) -> Objective | None:
         fail("bn_data", "None for an objective built from a function", bn_data)
     if bn_data is True:
         return obj
-    return Objective(obj.model, obj.loss_fn, bn_data, device=obj.device)
+    return Objective(obj.model, obj.loss_fn, bn_data, device=obj.device, distributed=obj.distributed)
 
 
 def _bn_state_names(model: torch.nn.Module) -> set[str]:
@@ -161,7 +161,8 @@ def evaluate_points(
         checkpoint_every: seconds between writes to the store (0: after every point).
         progress: show a tqdm bar.
         distributed: split points across torch.distributed ranks (``None``: when initialized or
-            ``WORLD_SIZE > 1``).
+            ``WORLD_SIZE > 1``). Points are never split for a distributed objective
+            (``Objective(..., distributed=True)``): every rank evaluates every point on its shard.
         desc: progress-bar label.
         key: extra settings that change the values (part of the store's fingerprint).
         states: ``(state at the origin, one state direction per direction)``: the non-parameter entries of
@@ -197,8 +198,11 @@ def evaluate_points(
     if states is not None and len(states[1]) != len(directions):
         fail("states", f"a state origin and {len(directions)} state directions", f"{len(states[1])}", raw=True)
     bn_obj = _bn_objective(obj, bn_data)
-    on = D.active(obj.device, distributed)
+    data_parallel = any(o is not None and o.distributed for o in (obj, test, bn_obj))
+    # a distributed objective already spreads each point's data over the ranks: the points are not split
+    on = False if data_parallel else D.active(obj.device, distributed)
     rank, world = D.rank_and_world(on)
+    store_rank = torch.distributed.get_rank() if data_parallel else rank
 
     t0 = time.perf_counter()
     done = np.zeros(n_points, dtype=bool)
@@ -221,10 +225,12 @@ def evaluate_points(
                 else {"states": [dict(states[0]), [dict(d) for d in states[1]]], "exact_states": exact_states}
             ),
         )
-        saver = SurfaceStore(store, fingerprint=fp, n_points=n_points, columns=list(COLUMNS), rank=rank)
+        saver = SurfaceStore(store, fingerprint=fp, n_points=n_points, columns=list(COLUMNS), rank=store_rank)
         done, values = saver.open()
         if on:
             D.barrier(obj.device)  # every rank has read the same parts before anyone writes
+        elif data_parallel:
+            D.barrier(obj.device)
     loaded = done.copy()
     todo = np.flatnonzero(~done)[rank::world]
     new_mask = np.zeros(n_points, dtype=bool)

@@ -63,6 +63,7 @@ def random_line(
     """
     check_type("obj", obj, Objective, "an Objective")
     theta, state = center_point(obj, center, 1)
+    seed = obj.common_seed(seed)
     (d,) = random_directions(theta, 1, seed=seed, normalize=normalize, ignore=ignore)
     t = line_coordinates(ts, (-1.0, 1.0, 41), (0.0,))
     settings = {"seed": seed, "normalize": normalize, "ignore": ignore}
@@ -128,6 +129,7 @@ def random_plane(
         sa = sb = check_positive("span", span)
     nx, ny = resolution_pair(resolution)
     theta, state = center_point(obj, center, 2)
+    seed = obj.common_seed(seed)
     d1, d2 = random_directions(theta, 2, seed=seed, normalize=normalize, ignore=ignore)
     alphas = axis_with_nodes(-sa, sa, nx, (0.0,))
     betas = axis_with_nodes(-sb, sb, ny, (0.0,))
