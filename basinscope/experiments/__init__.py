@@ -12,6 +12,13 @@ tests run (its numbers are not evidence and the report says so), ``"demo"`` the 
 (the whole demo within 20 minutes on 2 cores), ``"full"`` the study as the paper runs it (``basinscope
 reproduce``). An experiment may also register a figure maker with :func:`register_figures`:
 ``figures(result, folder) -> dict[str, Path]`` (title → image written into ``folder``).
+
+Solutions for the demo's measurements: an experiment may put ``numbers["checkpoints"]`` = {solution name: weights
+file of its first seed, relative to the parent of ``out_dir``} in its result; ``basinscope demo`` measures every
+one of them (sharpness, Hessian) and draws the plane through the ``case1/swa-sample0..2`` files when present.
+
+``basinscope reproduce NAME`` is :func:`reproduce`: it runs the experiments, draws their figures and writes a page
+whose verdict table comes first (:mod:`basinscope.experiments.page`).
 """
 
 from __future__ import annotations

@@ -184,7 +184,7 @@ def swa_run(
     k = METHODS[method]
     settings = dict(run=method, seed=seed, start=start_key, n=n, cycle=cycle, rate=rate)
     store = prob.store(**settings)
-    name = f"seed{seed}/{method}-n{n}-lr{rate:g}"
+    name = f"seed{seed}/L{start_key['iterations']}-{method}-n{n}-lr{rate:g}"  # Case I and II runs apart
     doc = store.load(name)
     if doc is None:
         net = prob.network(seed, start)

@@ -50,7 +50,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         case1_iterations=320,
         cycle=16,
         case2_swa=((0.01, 96), (0.05, 96)),
-        case1_swa=((0.05, 48),),
+        case1_swa=((0.05, 96),),
         line_points=9,
     ),
     "demo": dict(
