@@ -135,7 +135,7 @@ def test_rerun_is_identical_and_rewrites_no_run(repro):
     assert {p: p.stat().st_mtime_ns for p in kept} == stamps
     lost = next(p for p in (repro / "swa-runs" / "stages").glob("seed1__L*-dswa-*.json"))
     lost.unlink()
-    assert main(["reproduce", "swa-case2", "--quick", "--seeds", str(SEEDS), "--out", str(repro), "-q"]) == 0
+    assert main(["reproduce", *NAMES, "--quick", "--seeds", str(SEEDS), "--out", str(repro), "-q"]) == 0
     for n in NAMES:
         after = json.loads((repro / n / "result.json").read_text())
         assert after["numbers"] == before[n]["numbers"] and after["claims"] == before[n]["claims"], n
