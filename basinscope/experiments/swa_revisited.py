@@ -186,7 +186,7 @@ def _case2_claims(acc: dict, samples: dict, rate: float, size: str, cfg: dict[st
     note = _note(size, rate, cfg, dict(cfg["case2_swa"])[rate])
     out = [
         claim(
-            "Case II: SWA beats the SGD that ran before it",
+            f"Case II (SWA rate {rate:g}): SWA beats the SGD that ran before it",
             "+10.10 (Table 1: 57.06 → 67.16); +10.41, +7.62, +5.26 (Table 2)",
             metric,
             ("SWA", r["swa"]),
@@ -195,7 +195,7 @@ def _case2_claims(acc: dict, samples: dict, rate: float, size: str, cfg: dict[st
             note=note,
         ),
         claim(
-            "Case II: DSWA beats SWA at the same budget",
+            f"Case II (SWA rate {rate:g}): DSWA beats SWA at the same budget",
             "+2.42 (Table 1); +2.12, +1.02, +0.61 (Table 2)",
             metric,
             ("DSWA", r["dswa"]),
@@ -204,7 +204,7 @@ def _case2_claims(acc: dict, samples: dict, rate: float, size: str, cfg: dict[st
             note=note,
         ),
         claim(
-            "Case II: TSWA beats SWA at the same budget",
+            f"Case II (SWA rate {rate:g}): TSWA beats SWA at the same budget",
             "+2.56, +1.13, +0.41 (Table 2)",
             metric,
             ("TSWA", r["tswa"]),
@@ -213,7 +213,7 @@ def _case2_claims(acc: dict, samples: dict, rate: float, size: str, cfg: dict[st
             note=note,
         ),
         claim(
-            "Case II: TSWA beats DSWA (a third round adds more)",
+            f"Case II (SWA rate {rate:g}): TSWA beats DSWA (a third round adds more)",
             "+0.44, +0.11, −0.20 (Table 2)",
             metric,
             ("TSWA", r["tswa"]),
@@ -343,7 +343,7 @@ def swa_case1(*, seeds: Sequence[int], size: str, out_dir: Path, progress: bool)
         note = f"{_note(size, rate, cfg, dict(cfg['case1_swa'])[rate])}; {check}; 'no change' = within ±1 point"
         claims += [
             claim(
-                "Case I: SWA changes little over converged SGD",
+                f"Case I (SWA rate {rate:g}): SWA changes little over converged SGD",
                 "−0.07 (PreResNet-164, CIFAR-10: 89.24 → 89.17, §3.1); −0.1 and 0.0 (toy CNN, §3.1)",
                 "test accuracy, percentage points",
                 ("SWA", r["swa"]),
@@ -353,7 +353,7 @@ def swa_case1(*, seeds: Sequence[int], size: str, out_dir: Path, progress: bool)
                 note=note,
             ),
             claim(
-                "Case I: DSWA no better than SWA",
+                f"Case I (SWA rate {rate:g}): DSWA no better than SWA",
                 "Fig. 8 (line; no number printed)",
                 "test accuracy, percentage points",
                 ("DSWA", r["dswa"]),
