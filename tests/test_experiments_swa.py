@@ -210,3 +210,40 @@ def test_figures_plain_ticks_and_labels_apart(repro, name):
             boxes = [Text.get_window_extent(t, renderer) for t in ax.texts]
             assert not any(boxes[i].overlaps(boxes[j]) for i in range(len(boxes)) for j in range(i + 1, len(boxes)))
         assert math.isfinite(fig.get_figwidth())
+
+
+def test_interrupted_run_resumes_to_the_identical_result(tmp_path, monkeypatch):
+    """A pre-SWA SGD run stopped after training (before its record is written) resumes from its runner checkpoint
+    and the loss kept at 0.9·L: same record (convergence check included) and same weights as an uninterrupted run."""
+    import torch
+
+    from basinscope.experiments._swa_runs import Problem, pre_sgd, swa_run
+
+    settings = dict(iterations=64, lr_high=0.05, lr_low=0.01)
+    ref_doc, ref_w, _ = pre_sgd(Problem("cnn1d", tmp_path / "a", batch_size=128, progress=False), 1, **settings)
+    prob = Problem("cnn1d", tmp_path / "b", batch_size=128, progress=False)
+    real = Problem.evaluate
+
+    def stop(self, params):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Problem, "evaluate", stop)
+    with pytest.raises(KeyboardInterrupt):
+        pre_sgd(prob, 1, **settings)
+    assert list((tmp_path / "b" / "partial").glob("*.at90.json"))
+    monkeypatch.setattr(Problem, "evaluate", real)
+    doc, w, _ = pre_sgd(prob, 1, **settings)
+    assert {k: v for k, v in doc.items() if k != "seconds"} == {k: v for k, v in ref_doc.items() if k != "seconds"}
+    assert all(torch.equal(w[k], ref_w[k]) for k in ref_w)
+    assert not list((tmp_path / "b" / "partial").iterdir())
+    # an SWA run from it, stopped the same way, also resumes to the same average
+    key = dict(settings)
+    prob_a = Problem("cnn1d", tmp_path / "a", batch_size=128, progress=False)
+    ref = swa_run(prob_a, 1, ref_w, key, method="dswa", n=32, cycle=16, rate=0.05)
+    monkeypatch.setattr(Problem, "evaluate", stop)
+    with pytest.raises(KeyboardInterrupt):
+        swa_run(prob, 1, w, key, method="dswa", n=32, cycle=16, rate=0.05)
+    monkeypatch.setattr(Problem, "evaluate", real)
+    got = swa_run(prob, 1, w, key, method="dswa", n=32, cycle=16, rate=0.05)
+    assert got[0]["sample_test_accuracy"] == ref[0]["sample_test_accuracy"]
+    assert all(torch.equal(got[1]["average"][k], ref[1]["average"][k]) for k in ref[1]["average"])
