@@ -16,15 +16,14 @@ Three experiments (each ``fn(*, seeds, size, out_dir, progress) -> ExperimentRes
   the spread over seeds).
 * ``swa-case1``: the same after SGD to convergence, with the convergence check; claim: averaging changes
   little (§3.1: PreResNet-164 89.24 % → 89.17 %; Fig. 8: DSWA/TSWA no better than SWA).
-* ``swa-line``: train loss and test error on the lines SWA → DSWA and SWA → TSWA (Fig. 7) of the Case II runs
-  at C_h; claim: DSWA/TSWA "find flatter optima than SWA" (§4).
+* ``swa-line`` (in :mod:`.swa_line`): train loss and test error on the lines SWA → DSWA and SWA → TSWA (Fig. 7)
+  of the Case II runs at C_h; claim: DSWA/TSWA "find flatter optima than SWA" (§4).
 
 Training runs are kept in ``out_dir/../swa-runs`` (shared: ``swa-line`` reuses ``swa-case2``'s runs).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +37,7 @@ from ._swa_runs import METHODS, Problem, pre_sgd, swa_run
 from .result import Claim, ExperimentResult, claim
 from .stats import spread_difference, verdict
 
-__all__ = ["SETTINGS", "swa_case1", "swa_case2", "swa_line"]
+__all__ = ["SETTINGS", "swa_case1", "swa_case2"]
 
 _COMMON = dict(model="cnn1d", batch_size=128, lr_high=0.05, lr_low=0.01, momentum=0.0, weight_decay=0.0)
 
@@ -378,91 +377,6 @@ def swa_case1(*, seeds: Sequence[int], size: str, out_dir: Path, progress: bool)
         seeds=list(seeds),
         size=size,
         numbers=numbers,
-        claims=claims,
-        wall_s=time.perf_counter() - t0,
-    )
-
-
-def _line_values(prob: Problem, start: dict, end: dict, ts: np.ndarray, store, name: str, progress: bool) -> dict:
-    """Train loss (all training examples) and test error at (1 − t)·start + t·end, kept in ``store``."""
-    from .. import surface
-
-    doc = store.load(name)
-    if doc is None:
-        names = prob.train_obj.names
-        line = surface.line(
-            prob.train_obj,
-            {k: start[k] for k in names},
-            {k: end[k] for k in names},
-            ts=ts,
-            test=prob.test_obj,
-            progress=progress,
-        )
-        doc = {
-            "ts": [float(t) for t in ts],
-            "train_loss": [float(v) for v in line.train_loss],
-            "test_error": [float(v) for v in line.test_error],
-            "distance": float(math.sqrt(sum(float(((end[k] - start[k]).double() ** 2).sum()) for k in names))),
-        }
-        store.save(name, doc)
-    return doc
-
-
-@register("swa-line")
-def swa_line(*, seeds: Sequence[int], size: str, out_dir: Path, progress: bool) -> ExperimentResult:
-    """SWA Revisited Fig. 7: the lines SWA → DSWA and SWA → TSWA of the Case II runs at C_h, every seed."""
-    cfg = SETTINGS[size]
-    t0 = time.perf_counter()
-    rate = cfg["lr_high"]
-    n = dict(cfg["case2_swa"])[rate]
-    case2 = {**cfg, "case2_swa": ((rate, n),)}
-    prob, runs = _runs("case2", seeds, case2, Path(out_dir), progress)
-    points = cfg["line_points"]
-    ts = np.linspace(-0.5, 1.5, points)  # (points − 1) divisible by 4: t = 0 and t = 1 are nodes
-    i0, i1 = int(np.argmin(np.abs(ts))), int(np.argmin(np.abs(ts - 1.0)))
-    lines: dict[str, list[dict]] = {"dswa": [], "tswa": []}
-    for end in lines:
-        for s in seeds:
-            key = dict(start=runs[s]["start_key"], n=n, cycle=cfg["cycle"], rate=rate)
-            store = prob.store(run="line", seed=s, end=end, ts=[float(t) for t in ts], **key)
-            a, b = runs[s][rate]["swa"][1]["average"], runs[s][rate][end][1]["average"]
-            lines[end].append(_line_values(prob, a, b, ts, store, f"seed{s}/line-swa-{end}", progress))
-    claims = []
-    note = f"Case II runs at the SWA rate {rate:g}; outward rise over 0.5 of the SWA–end distance on either side"
-    if size == "quick":
-        note += "; " + _NOT_EVIDENCE
-    for end in lines:
-        up_end = [d["train_loss"][-1] - d["train_loss"][i1] for d in lines[end]]
-        up_swa = [d["train_loss"][0] - d["train_loss"][i0] for d in lines[end]]
-        claims.append(
-            claim(
-                f"Fig. 7: {end.upper()} lies in a flatter region than SWA (train loss rises less outward)",
-                "§4: 'DSWA and TSWA find flatter optima than SWA' (Fig. 7; no number printed)",
-                "rise of the training loss",
-                (f"rise beyond {end.upper()} (t 1 → 1.5)", up_end),
-                ("rise beyond SWA (t 0 → −0.5)", up_swa),
-                "less",
-                note=note,
-            )
-        )
-        claims.append(
-            claim(
-                f"Fig. 7: test error at {end.upper()} is below that at SWA along the line",
-                "Fig. 7 (curves; no number printed)",
-                "test error, percentage points",
-                (f"{end.upper()} (t = 1)", [100 * d["test_error"][i1] for d in lines[end]]),
-                ("SWA (t = 0)", [100 * d["test_error"][i0] for d in lines[end]]),
-                "less",
-                note=note,
-            )
-        )
-    return ExperimentResult(
-        name="swa-line",
-        title="SWA Revisited, Fig. 7: train loss and test error on the lines SWA → DSWA and SWA → TSWA (Case II)",
-        settings={**case2, "ts": [float(t) for t in ts], "line_rate": rate},
-        seeds=list(seeds),
-        size=size,
-        numbers={"lines": lines, "t_start": float(ts[i0]), "t_end": float(ts[i1])},
         claims=claims,
         wall_s=time.perf_counter() - t0,
     )
