@@ -34,6 +34,8 @@ def accuracy_figure(result: ExperimentResult):
 
     table = result.numbers["test_accuracy"]
     rates = list(table)
+    phase = result.settings.get("case1_swa" if result.name == "swa-case1" else "case2_swa", [])
+    n_of = {f"{r:g}": n for r, n in phase}
     fig, axes = style.new_figure(1, len(rates), figsize=(4.2 * len(rates), 3.8), squeeze=False)
     for ax, rate in zip(axes[0], rates):
         methods = list(table[rate])
@@ -42,7 +44,7 @@ def accuracy_figure(result: ExperimentResult):
             jitter = np.linspace(-0.12, 0.12, v.size) if v.size > 1 else np.zeros(1)
             ax.plot(i + jitter, v, "o", ms=3.5, color="0.55", zorder=2)
             ax.errorbar([i], [v.mean()], yerr=[_t_half(v)], fmt="s", ms=6, color="C0", capsize=4, zorder=3)
-        ax.set_title(f"SWA phase at rate {rate}")
+        ax.set_title(f"SWA phase at rate {rate}" + (f", n = {n_of[rate]}" if rate in n_of else ""))
         ax.set_ylabel("test accuracy, %")
     style.finish(fig)
     for ax, rate in zip(axes[0], rates):  # method names on x, set after finish() (which formats numbers)
