@@ -247,3 +247,14 @@ def test_interrupted_run_resumes_to_the_identical_result(tmp_path, monkeypatch):
     got = swa_run(prob, 1, w, key, method="dswa", n=32, cycle=16, rate=0.05)
     assert got[0]["sample_test_accuracy"] == ref[0]["sample_test_accuracy"]
     assert all(torch.equal(got[1]["average"][k], ref[1]["average"][k]) for k in ref[1]["average"])
+
+
+def test_line_reports_where_the_training_loss_is_lowest(repro):
+    line = _load(repro, "swa-line")
+    ts = np.asarray(line.settings["ts"])
+    for end, docs in line.numbers["lines"].items():
+        want = [float(ts[int(np.argmin(d["train_loss"]))]) for d in docs]
+        assert line.numbers["train_loss_minimum_t"][end] == want
+        flat = next(c for c in line.claims if c.a.startswith(f"rise beyond {end.upper()}"))
+        beyond = sum(t > 1 for t in want)
+        assert (f"on {beyond} of {SEEDS} seeds" in flat.note) == (beyond > 0)
