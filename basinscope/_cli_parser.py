@@ -238,4 +238,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["png", "html", "both"], default="both", help="figure format")
     p.add_argument("--json", action="store_true", help="print the demo summaries as JSON on stdout")
     _add_common(p)
+
+    p = sub.add_parser(
+        "reproduce",
+        help="run a paper experiment (table or figure) with claims, intervals and verdicts; resumable",
+        description="Run (or resume) the named paper experiments: every training run is kept in --out, so an "
+        "interrupted call re-run with the same arguments ends with the identical result. Writes NAME/result.json, "
+        "figures/ and index.html (a verdict table: each paper claim, its number in the paper, the number here with "
+        "its 95%% interval over seeds, the verdict). 'basinscope reproduce --list' lists the experiments.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="experiment names ('all': every experiment)")
+    p.add_argument("--list", action="store_true", help="list the experiments and exit")
+    p.add_argument("--seeds", type=int_at_least_2, default=5, metavar="N", help="seeds 0..N-1 (default: %(default)s)")
+    p.add_argument(
+        "--size",
+        choices=["quick", "demo", "full"],
+        default="full",
+        help="quick: a smoke test (numbers not evidence); demo: the demo's budgets; full: as the paper "
+        "(default: %(default)s)",
+    )
+    p.add_argument("--quick", action="store_true", help="same as --size quick")
+    p.add_argument(
+        "--out", default="basinscope-reproduce", metavar="DIR", help="output directory (default: %(default)s)"
+    )
+    _add_common(p)
     return parser

@@ -9,6 +9,7 @@ Subcommands::
     basinscope surface   plane|line CKPT --directions random|hessian|pca [--trajectory CKPT...]   --model ... --data ...
     basinscope surface   curve CKPT_A CKPT_B [--curve bezier|polychain] [--steps N]   --model SPEC --data SPEC ...
     basinscope toy       [sharpness|escape|salr|all] [--out DIR]
+    basinscope reproduce NAME... | all | --list   [--seeds N] [--size quick|demo|full] [--quick] [--out DIR]
 
 Bad input ends with one line ``basinscope: error: <what>`` on stderr and exit status 2 (no traceback; set
 ``BASINSCOPE_DEBUG=1`` to see one); a failure during the computation ends with one line and exit status 1.
@@ -205,12 +206,37 @@ def _cmd_toy(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(a: argparse.Namespace) -> int:
+    from .experiments import EXPERIMENTS, available, reproduce
+
+    names = available()
+    if a.list:
+        for name in names:
+            doc = (EXPERIMENTS[name].__doc__ or "").strip().splitlines()
+            sys.stdout.write(f"{name}\t{doc[0] if doc else ''}\n")
+        return 0
+    if not a.names:
+        raise UsageError("reproduce: expected experiment names (or 'all'; see 'basinscope reproduce --list')")
+    wanted = names if a.names == ["all"] else a.names
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise UsageError(f"NAME: expected one of {', '.join(names)} or all, got {', '.join(unknown)}")
+    size = "quick" if a.quick else a.size
+    out = reproduce(wanted, seeds=a.seeds, size=size, out_dir=a.out, progress=not a.quiet)
+    for name, res in out["results"].items():
+        counts = {v: sum(c.verdict == v for c in res.claims) for v in ("reproduces", "contradicts", "inconclusive")}
+        _say(f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" ({res.wall_s:.0f} s)")
+    _say(f"page: {out['page']}")
+    return 0
+
+
 _COMMANDS = {
     "demo": _cmd_demo,
     "train": _cmd_train,
     "diagnose": _cmd_diagnose,
     "surface": _cmd_surface,
     "toy": _cmd_toy,
+    "reproduce": _cmd_reproduce,
 }
 
 

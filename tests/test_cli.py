@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -26,6 +27,7 @@ SUBCOMMANDS = [
     ["surface", "random"],
     ["surface", "curve"],
     ["toy"],
+    ["reproduce"],
 ]
 
 
@@ -89,7 +91,7 @@ def assert_one_line_error(code: int, err: str, pattern: str) -> None:
 def test_top_level_help(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0
-    for sub in ("demo", "train", "diagnose", "surface", "toy"):
+    for sub in ("demo", "train", "diagnose", "surface", "toy", "reproduce"):
         assert sub in out
 
 
@@ -791,4 +793,4 @@ def test_demo_threads_reach_the_run_settings(monkeypatch, capsys, tmp_path):
     from basinscope.demo import DemoConfig
 
     assert seen["config"].threads == 2
-    assert seen["config"].case2_iterations == DemoConfig.quick().case2_iterations
+    assert seen["config"].size == "quick" and seen["config"] == dataclasses.replace(DemoConfig.quick(), threads=2)

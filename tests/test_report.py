@@ -86,7 +86,7 @@ def test_report_tables_figures_and_escaping(tmp_path):
     assert "<title>A &lt;title&gt;</title>" in text
     assert "second &lt;b&gt;not bold&lt;/b&gt;" in text
     assert "<th>test accuracy</th>" in text
-    assert re.search(r"<td>SWA</td><td>0.75</td><td>—</td>", text)
+    assert re.search(r'<td class="text">SWA</td><td>0.75</td><td>—</td>', text)  # words left, numbers right
     assert png.is_file() and png.stat().st_size > 1000
     refs = referenced_paths(path)
     assert refs == ["figures/curve.png", "extra.json"]
@@ -146,3 +146,25 @@ def test_relative_out_dir_from_another_working_directory(tmp_path, monkeypatch):
     page = rep.write()
     assert page.is_file()
     assert rep.files == ["figures/line.png", "n.json", "n.json"]
+
+
+def test_report_verdict_classes_details_and_phone_layout(tmp_path):
+    """Cell classes from ``classes``, folded blocks (an unclosed one closed at the end), the viewport meta tag,
+    and tables wrapped in a box that scrolls on its own (the page body never does)."""
+    rep = Report("r", tmp_path)
+    rep.table(
+        [{"claim": "a", "verdict": "reproduces"}, {"claim": "b", "verdict": "other"}],
+        classes={"verdict": {"reproduces": "ok"}},
+    )
+    rep.open_details("more <here>")
+    rep.text("folded")
+    rep.close_details()
+    with pytest.raises(RuntimeError, match="close_details"):
+        rep.close_details()
+    rep.open_details("left open")
+    text = rep.write().read_text()
+    assert '<td class="ok text">reproduces</td>' in text and '<td class="text">other</td>' in text
+    assert "<details><summary>more &lt;here&gt;</summary>" in text
+    assert text.count("<details>") == text.count("</details>") == 2
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
+    assert text.count('<div class="table"><table>') == 1 and ".table { overflow-x: auto" in text

@@ -12,6 +12,13 @@ tests run (its numbers are not evidence and the report says so), ``"demo"`` the 
 (the whole demo within 20 minutes on 2 cores), ``"full"`` the study as the paper runs it (``basinscope
 reproduce``). An experiment may also register a figure maker with :func:`register_figures`:
 ``figures(result, folder) -> dict[str, Path]`` (title → image written into ``folder``).
+
+Solutions for the demo's measurements: an experiment may put ``numbers["checkpoints"]`` = {solution name: weights
+file of its first seed, relative to the parent of ``out_dir``} in its result; ``basinscope demo`` measures every
+one of them (sharpness, Hessian) and draws the plane through the ``case1/swa-sample0..2`` files when present.
+
+``basinscope reproduce NAME`` is :func:`reproduce`: it runs the experiments, draws their figures and writes a page
+whose verdict table comes first (:mod:`basinscope.experiments.page`).
 """
 
 from __future__ import annotations
@@ -23,18 +30,22 @@ from pathlib import Path
 
 from .._checks import check_choice, check_int, fail
 from .result import Claim, ExperimentResult, claim
-from .stats import Interval, paired_difference, verdict
+from .stats import Interval, paired_difference, spread_difference, verdict
 
 __all__ = [
     "EXPERIMENTS",
     "Claim",
     "ExperimentResult",
     "Interval",
+    "available",
     "claim",
+    "make_figures",
     "paired_difference",
     "register",
     "register_figures",
+    "reproduce",
     "run_experiment",
+    "spread_difference",
     "verdict",
 ]
 
@@ -81,7 +92,7 @@ def _load_all() -> None:
     import pkgutil
 
     for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_") and info.name not in ("result", "stats"):
+        if not info.name.startswith("_") and info.name not in ("result", "stats", "page"):
             importlib.import_module(f"{__name__}.{info.name}")
 
 
@@ -117,3 +128,59 @@ def run_experiment(
         res = dataclasses.replace(res, wall_s=time.perf_counter() - start)
     res.save(folder / "result.json")
     return res
+
+
+def available() -> list[str]:
+    """The registered experiment names (every experiment module imported)."""
+    _load_all()
+    return sorted(EXPERIMENTS)
+
+
+def make_figures(result: ExperimentResult, folder: str | os.PathLike) -> dict[str, Path]:
+    """Draw ``result``'s figures into ``folder`` with its experiment's figure maker (``{}`` when it has none)."""
+    _load_all()
+    fn = FIGURES.get(result.name)
+    if fn is None:
+        return {}
+    import matplotlib
+
+    matplotlib.use("Agg")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return fn(result, Path(folder))
+
+
+def reproduce(
+    names: Sequence[str],
+    *,
+    seeds: Sequence[int] | int = DEFAULT_SEEDS,
+    size: str = "full",
+    out_dir: str | os.PathLike = "basinscope-reproduce",
+    progress: bool = True,
+) -> dict[str, object]:
+    """Run (or resume) every experiment in ``names``; write each ``out_dir/NAME/result.json``, the figures
+    under ``out_dir/figures`` and the page ``out_dir/index.html`` (verdict table first).
+
+    Returns ``{"page": path, "results": {name: ExperimentResult}, "figures": {name: {title: path}}}``.
+
+    Example:
+        >>> out = reproduce(["swa-line"], seeds=2, size="quick", out_dir="repro")  # doctest: +SKIP
+        >>> out["results"]["swa-line"].claims[0].verdict  # doctest: +SKIP
+        'inconclusive'
+    """
+    import platform
+
+    from .page import write_page
+
+    _load_all()
+    if isinstance(names, str) or not names:
+        fail("names", "a non-empty list of experiment names", names)
+    for name in names:
+        check_choice("name", name, sorted(EXPERIMENTS))
+    out = Path(out_dir)
+    results = {n: run_experiment(n, seeds=seeds, size=size, out_dir=out, progress=progress) for n in names}
+    figures = {n: make_figures(r, out / "figures") for n, r in results.items()}
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    wall = sum(r.wall_s for r in results.values())
+    subtitle = f"size {size} · {platform.platform()} · {stamp} · computed in {wall:.0f} s (reused parts count 0)"
+    page = write_page(list(results.values()), out, figures, subtitle=subtitle)
+    return {"page": page, "results": results, "figures": figures}

@@ -31,20 +31,28 @@ __all__ = ["Report", "format_number", "referenced_paths"]
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
-       padding: 0 1em; color: #222; line-height: 1.45; }
+       padding: 0 1em; color: #222; line-height: 1.45; overflow-wrap: anywhere; }
 h1 { border-bottom: 2px solid #4a6fa5; padding-bottom: .2em; }
 h2 { margin-top: 1.8em; color: #2c4a75; }
-table { border-collapse: collapse; margin: .8em 0 1.4em; font-size: .92em; }
-th, td { border: 1px solid #ccd; padding: .3em .7em; text-align: right; }
+.table { overflow-x: auto; max-width: 100%; margin: .8em 0 1.4em; }
+table { border-collapse: collapse; font-size: .92em; }
+th, td { border: 1px solid #ccd; padding: .3em .7em; text-align: right; overflow-wrap: normal; }
 th { background: #eef2f8; }
-td:first-child, th:first-child { text-align: left; }
+td:first-child, th:first-child, td.text { text-align: left; }
+td.reproduces { background: #dff0d8; } td.contradicts { background: #f8d7da; } td.inconclusive { background: #fff3cd; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: .3em; }
-figure { margin: 1em 0 1.6em; }
-figure img { max-width: 100%; border: 1px solid #dde; }
+figure { margin: 1em 0 1.6em; max-width: 100%; }
+figure img { max-width: 100%; height: auto; border: 1px solid #dde; }
 figcaption { font-size: .9em; color: #555; }
+details { margin: .6em 0 1em; border-left: 3px solid #ccd; padding-left: .8em; }
+summary { cursor: pointer; color: #2c4a75; font-weight: 600; }
 .meta { color: #666; font-size: .9em; }
 pre { background: #f6f8fa; padding: .6em; overflow-x: auto; }
+@media (max-width: 600px) { body { margin: 1em auto; padding: 0 .6em; } table { font-size: .8em; } }
 """
+
+
+_NUMERIC = re.compile(r"^[−+-]?[0-9.,]+(e[−+-]?[0-9]+)?( ± [0-9.,]+)?%?$|^—$|^yes$|^no$")
 
 
 def format_number(value: Any, digits: int = 4) -> str:
@@ -81,6 +89,7 @@ class Report:
             self._blocks.append(f'<p class="meta">{html.escape(subtitle)}</p>')
         self._plotly = False
         self._n_plotly = 0
+        self._open = 0  # <details> blocks not yet closed
         self.files: list[str] = []
 
     # ------------------------------------------------------------------ blocks
@@ -107,22 +116,47 @@ class Report:
         headers: Mapping[str, str] | None = None,
         caption: str | None = None,
         digits: int = 4,
+        classes: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
-        """A table with one row per mapping; ``columns`` picks and orders keys, ``headers`` renames them."""
+        """A table with one row per mapping; ``columns`` picks and orders keys, ``headers`` renames them.
+
+        ``classes`` maps a column to {cell text: CSS class} (e.g. the verdict column's colours). The table scrolls
+        sideways inside its own box when it is wider than the page, so the page itself never does.
+        """
         if columns is None:
             columns = []
             for r in rows:
                 columns.extend(k for k in r if k not in columns)
         headers = dict(headers or {})
-        out = ["<table>"]
+        classes = dict(classes or {})
+        out = ['<div class="table"><table>']
         if caption:
             out.append(f"<caption>{html.escape(caption)}</caption>")
         out.append("<tr>" + "".join(f"<th>{html.escape(headers.get(c, c))}</th>" for c in columns) + "</tr>")
         for r in rows:
-            cells = "".join(f"<td>{html.escape(format_number(r.get(c), digits))}</td>" for c in columns)
-            out.append(f"<tr>{cells}</tr>")
-        out.append("</table>")
+            cells = []
+            for c in columns:
+                text = format_number(r.get(c), digits)
+                css = [classes.get(c, {}).get(text, "")]
+                if not _NUMERIC.match(text):
+                    css.append("text")  # words read from the left; numbers stay right-aligned
+                attr = f' class="{html.escape(" ".join(x for x in css if x))}"' if any(css) else ""
+                cells.append(f"<td{attr}>{html.escape(text)}</td>")
+            out.append(f"<tr>{''.join(cells)}</tr>")
+        out.append("</table></div>")
         self._blocks.append("\n".join(out))
+
+    def open_details(self, summary: str) -> None:
+        """Start a folded block (``<details>``): what follows, until :meth:`close_details`, opens on a click."""
+        self._blocks.append(f"<details><summary>{html.escape(summary)}</summary>")
+        self._open += 1
+
+    def close_details(self) -> None:
+        """End the block opened by :meth:`open_details`."""
+        if self._open == 0:
+            raise RuntimeError("close_details() without open_details()")
+        self._blocks.append("</details>")
+        self._open -= 1
 
     def _relative(self, path: str | os.PathLike, *, must_exist: bool = True) -> str:
         p = Path(path)
@@ -161,6 +195,8 @@ class Report:
         """Embed an interactive plotly figure (plotly.js is included once for the whole page)."""
         if height is not None:
             fig.update_layout(height=height)
+        # the page's width, whatever width the figure was made with: a fixed width would scroll a phone's page
+        fig.update_layout(width=None, autosize=True)
         self._n_plotly += 1
         div = fig.to_html(
             full_html=False, include_plotlyjs=False, div_id=f"plotly-{self._n_plotly}", config={"responsive": True}
@@ -184,6 +220,7 @@ class Report:
         head = [
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>{html.escape(self.title)}</title>",
             f"<style>{_CSS}</style>",
         ]
@@ -192,7 +229,8 @@ class Report:
 
             head.append(f'<script type="text/javascript">{get_plotlyjs()}</script>')
         head.append("</head><body>")
-        body = [f"<h1>{html.escape(self.title)}</h1>", *self._blocks, "</body></html>"]
+        closing = ["</details>"] * self._open  # a block left open ends with the page
+        body = [f"<h1>{html.escape(self.title)}</h1>", *self._blocks, *closing, "</body></html>"]
         return "\n".join(head + body)
 
     def write(self, name: str = "report.html") -> Path:
