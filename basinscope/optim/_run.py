@@ -33,6 +33,10 @@ class Run:
         self.method, self.model, self.loss_fn, self.o = method, model, loss_fn, o
         self.source, self.budget, self.batch_size, self.test = source, budget, batch_size, test
         self.it = self.spent = 0
+        # probe_eval_mode (SALR): the epoch whose start last put the model back in train mode, as the released
+        # script's network.train() at each epoch start; and the mode a resumed run continues in
+        self.mode_epoch = 0
+        self.resume_training = True
         self.bad: torch.Tensor | None = None  # first iteration with a non-finite loss (-1: none), on the device
         self.opt: Any = None
         self.opt_key: str | None = None
@@ -117,6 +121,9 @@ class Run:
         if self.spent + cost > self.budget:
             return False
         first = self.batch()
+        if self.o.get("probe_eval_mode") and self.source.epoch != self.mode_epoch:
+            self.model.train()
+            self.mode_epoch = self.source.epoch
         fresh = fresh_batch_per_call(self.method)
         calls = [0]
 
@@ -136,7 +143,7 @@ class Run:
             self.bad = torch.full((), -1, dtype=torch.int64, device=dev)
         self.bad = torch.where((self.bad < 0) & ~torch.isfinite(loss), self.it, self.bad)
         self.hist["loss"].append(loss.to(torch.float64))
-        cur_lr = self.opt.lr if salr else self.opt.param_groups[0]["lr"]
+        cur_lr = self.opt.step_lr if salr else self.opt.param_groups[0]["lr"]
         self.hist["lr"].append(torch.as_tensor(cur_lr, dtype=torch.float64, device=dev).detach().clone())
         s = self.opt.last_sharpness if measured else torch.tensor(float("nan"), dtype=torch.float64, device=dev)
         self.hist["sharpness"].append(s.to(device=dev, dtype=torch.float64))
@@ -199,6 +206,8 @@ class Run:
             "optimizer": None if self.opt is None else self.opt.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": list(cuda),
+            "training": self.model.training,
+            "mode_epoch": self.mode_epoch,
             "data": self.source.fingerprint,
             "stream": self.source.state_dict(),
             "history": dict(self.done),
@@ -213,6 +222,8 @@ class Run:
         self.model.load_state_dict(s["model"])
         self.it, self.spent = int(s["iteration"]), int(s["spent"])
         self.opt_key = s["opt_key"]
+        self.resume_training = bool(s.get("training", True))
+        self.mode_epoch = int(s.get("mode_epoch", 0))
         if self.opt_key is not None:
             self.opt = build_optimizer(self.method, self.model, self.loss_fn, self.o)
             self.opt.load_state_dict(s["optimizer"])

@@ -73,9 +73,12 @@ class Stream:
         self.gen = torch.Generator().manual_seed(seed)
         self.perm: torch.Tensor | None = None
         self.pos = 0
+        self.epoch = 0  # epochs completed before the current one
 
     def indices(self) -> torch.Tensor:
         if self.perm is None or self.pos >= self.n:
+            if self.perm is not None:
+                self.epoch += 1
             self.perm = torch.randperm(self.n, generator=self.gen)
             self.pos = 0
         idx = self.perm[self.pos : self.pos + self.b]
@@ -83,11 +86,12 @@ class Stream:
         return idx
 
     def state_dict(self) -> dict[str, Any]:
-        return {"gen": self.gen.get_state(), "perm": self.perm, "pos": self.pos}
+        return {"gen": self.gen.get_state(), "perm": self.perm, "pos": self.pos, "epoch": self.epoch}
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         self.gen.set_state(s["gen"])
         self.perm, self.pos = s["perm"], int(s["pos"])
+        self.epoch = int(s.get("epoch", 0))  # absent in checkpoints from before it was kept
 
 
 class TensorSource:
@@ -99,6 +103,11 @@ class TensorSource:
         self.batch_size = batch_size
         self.stream = Stream(x.shape[0], batch_size, seed)
         self.epoch_batches: int | None = -(-x.shape[0] // batch_size)
+
+    @property
+    def epoch(self) -> int:
+        """Epochs completed before the one the last batch came from."""
+        return self.stream.epoch
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.stream.indices().to(self.x.device)

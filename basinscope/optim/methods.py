@@ -17,7 +17,6 @@ method                 optimizer                                              gr
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from torch import nn
@@ -25,13 +24,19 @@ from torch import nn
 from .._checks import check_choice, check_int, check_positive, fail
 from .entropy_sgd import EntropySGD
 from .salr import SALR
+from .salr_variants import resolve_salr_options
 from .sam import SAM
 from .tensor_lr import SGD, Adam, check_lr
 
-__all__ = ["METHODS", "build_optimizer", "resolve_options"]
+__all__ = ["METHODS", "build_optimizer", "resolve_options", "upgrade_settings"]
 
-_SALR = dict(c=2, gamma=0.005, n_descent=5, n_ascent=5, normalize="per_example", chunk_size=None)
-_SALR.update(min_ratio=0.0, max_ratio=math.inf)
+# None: the variant's default (basinscope.optim.salr_variants.VARIANT_DEFAULTS), filled in by resolve_options
+_SALR = dict(c=2, variant="paper", gamma=None, n_descent=5, n_ascent=5, normalize=None, chunk_size=None)
+_SALR.update(walk_lr=None, walk_clamp=None, band=None, min_ratio=None, max_ratio=None)
+_SALR.update(restore_walk=None, probe_eval_mode=False)
+# settings keys added with the variants, as a run from before them had them (older checkpoints resume)
+_SALR_BEFORE_VARIANTS = dict(variant="paper", walk_lr=None, walk_clamp=None, band=None)
+_SALR_BEFORE_VARIANTS.update(restore_walk=True, probe_eval_mode=False)
 _ENTROPY = dict(langevin_steps=5, langevin_lr=0.1, noise=1e-4, entropy_gamma=0.03, scoping=1e-3, alpha=0.75)
 _SWA = dict(lr=0.05, swa_lr=0.01, swa_lr_min=None, swa_start=0.5, c=None, rounds=None, momentum=0.0, weight_decay=0.0)
 
@@ -84,13 +89,7 @@ def resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
             check_int("c", o["c"], minimum=1)
     if "n_descent" in o:
         check_int("c", o["c"], minimum=1)
-        from ..sharpness.stochastic import check_probe_settings
-
-        check_probe_settings(o["gamma"], o["n_descent"], o["n_ascent"], o["normalize"])
-        lo, hi = o["min_ratio"], o["max_ratio"]
-        check_positive("min_ratio", lo, allow_zero=True)
-        if isinstance(hi, bool) or not isinstance(hi, (int, float)) or math.isnan(hi) or not hi > lo:
-            fail("max_ratio", f"a number > min_ratio={lo} (inf for no bound)", hi)
+        o.update(resolve_salr_options(**{k: o[k] for k in _SALR if k != "c"}))
     if method == "sam":
         check_positive("rho", o["rho"])
     if "langevin_steps" in o:
@@ -101,6 +100,13 @@ def resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
 
 def _salr_kwargs(o: dict[str, Any]) -> dict[str, Any]:
     return {k: o[k] for k in _SALR}
+
+
+def upgrade_settings(method: str, settings: Any) -> Any:
+    """A checkpoint's settings with the SALR keys added since it was written, at the values it ran with."""
+    if not (isinstance(settings, dict) and method in DEFAULTS and "n_descent" in DEFAULTS[method]):
+        return settings
+    return {**_SALR_BEFORE_VARIANTS, **settings}
 
 
 def build_optimizer(method: str, model: nn.Module, loss_fn, o: dict[str, Any], lr: float | None = None):

@@ -46,7 +46,7 @@ from .._checks import check_int, check_type, fail
 from .._state import preserve_modes
 from ._run import FORMAT, NonFiniteLossError, Run
 from .batches import LoaderSource, TensorSource, is_loader, pair, save_checkpoint
-from .methods import SWA_METHODS, resolve_options
+from .methods import SWA_METHODS, resolve_options, upgrade_settings
 from .result import TrainResult
 
 __all__ = ["NonFiniteLossError", "train"]
@@ -152,7 +152,11 @@ def train(
         from ..checkpoint import load_weights_only  # one-line errors for truncated or foreign files
 
         s = load_weights_only(path, map_location=first.device, what="checkpoint")
-        if s.get("format") != FORMAT or s.get("method") != method or s.get("settings") != settings:
+        if (
+            s.get("format") != FORMAT
+            or s.get("method") != method
+            or upgrade_settings(method, s.get("settings")) != settings
+        ):
             fail(
                 "checkpoint",
                 f"a checkpoint of the same run (method {method!r}, same settings) to resume",
@@ -178,6 +182,8 @@ def train(
     try:
         with preserve_modes(model):
             model.train()
+            if not run.resume_training:  # checkpointed while a probe_eval_mode probe had left it in eval mode
+                model.eval()
             while True:
                 before = run.spent
                 if not run.step():

@@ -49,10 +49,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._checks import check_choice, check_int, check_type, fail
-from ..sharpness.stochastic import NORMALIZE, check_probe_settings, probe_kernel
+from .._checks import check_int, check_type, fail
+from ..sharpness.clamped_walk import clamped_walk_kernel
+from ..sharpness.stochastic import probe_kernel
 from .entropy_sgd import EntropySGD
 from .salr_rule import SALRRule
+from .salr_variants import resolve_salr_options
 from .tensor_lr import SGD, Adam
 
 __all__ = ["SALR", "SGDSALR", "AdamSALR", "EntropySGDSALR"]
@@ -82,13 +84,19 @@ class SALR:
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         *,
         c: int = 2,
-        gamma: float = 0.005,
+        variant: str = "paper",
+        gamma: float | None = None,
         n_descent: int = 5,
         n_ascent: int = 5,
-        normalize: str = "per_example",
+        normalize: str | None = None,
         chunk_size: int | None = None,
-        min_ratio: float = 0.0,
-        max_ratio: float = math.inf,
+        walk_lr: float | None = None,
+        walk_clamp: float | None = None,
+        band: tuple[float, float] | None = None,
+        min_ratio: float | None = None,
+        max_ratio: float | None = None,
+        restore_walk: bool | None = None,
+        probe_eval_mode: bool = False,
     ) -> None:
         if not (hasattr(optimizer, "step") and hasattr(optimizer, "param_groups")):
             fail("optimizer", "a torch optimizer with step(closure) and param_groups", optimizer, exc=TypeError)
@@ -97,12 +105,29 @@ class SALR:
             if loss_fn is None or not callable(loss_fn):
                 fail("loss_fn", "a callable loss_fn(outputs, targets) when a model is given", loss_fn, exc=TypeError)
         self.c = check_int("c", c, minimum=1)
-        self.gamma, self.n_descent, self.n_ascent, self.normalize = check_probe_settings(
-            gamma, n_descent, n_ascent, check_choice("normalize", normalize, NORMALIZE)
+        o = resolve_salr_options(
+            variant,
+            n_descent=n_descent,
+            n_ascent=n_ascent,
+            probe_eval_mode=probe_eval_mode,
+            gamma=gamma,
+            normalize=normalize,
+            chunk_size=chunk_size,
+            walk_lr=walk_lr,
+            walk_clamp=walk_clamp,
+            band=band,
+            min_ratio=min_ratio,
+            max_ratio=max_ratio,
+            restore_walk=restore_walk,
         )
-        if chunk_size is not None:
-            check_int("chunk_size", chunk_size, minimum=1)
-        self.chunk_size = chunk_size
+        if probe_eval_mode and model is None:
+            fail("probe_eval_mode", "False when no model is given (nothing to put in eval mode)", True)
+        self.variant: str = o["variant"]
+        self.gamma, self.normalize, self.chunk_size = o["gamma"], o["normalize"], o["chunk_size"]
+        self.walk_lr, self.walk_clamp, self.band = o["walk_lr"], o["walk_clamp"], o["band"]
+        self.n_descent, self.n_ascent = o["n_descent"], o["n_ascent"]
+        self.restore_walk: bool = o["restore_walk"]
+        self.probe_eval_mode: bool = probe_eval_mode
         self.optimizer = optimizer
         self.model = model
         self.loss_fn = loss_fn
@@ -115,10 +140,11 @@ class SALR:
                 fail(f"optimizer.param_groups[{i}]['lr']", "a finite number >= 0", lr)
             self.base_lrs.append(float(lr))
         device = next((p.device for g in optimizer.param_groups for p in g["params"]), torch.device("cpu"))
-        self.rule = SALRRule(min_ratio=min_ratio, max_ratio=max_ratio, device=device)
+        self.rule = SALRRule(min_ratio=o["min_ratio"], max_ratio=o["max_ratio"], band=o["band"], device=device)
         self.iteration = 0
         self.probe_gradient_calls = 0
         self.last_sharpness = torch.full((), float("nan"), dtype=torch.float64, device=device)
+        self._step_ratio = self.rule.ratio
         self._tensor_lr = bool(getattr(optimizer, "supports_tensor_lr", False))
 
     # -- torch.optim.Optimizer look-alike
@@ -135,8 +161,13 @@ class SALR:
 
     @property
     def lr(self) -> torch.Tensor:
-        """Current rate of the first group, η₀·ratio, as a 0-d tensor."""
+        """Current rate of the first group, η₀·ratio, as a 0-d tensor (with ``"released"``: the next step's)."""
         return self.rule.ratio * self.base_lrs[0]
+
+    @property
+    def step_lr(self) -> torch.Tensor:
+        """The rate of the first group that the last ``step`` used, as a 0-d tensor (before any step: η₀)."""
+        return self._step_ratio * self.base_lrs[0]
 
     @property
     def gradient_calls_per_step(self) -> int:
@@ -146,28 +177,73 @@ class SALR:
         """Whether the next ``step`` measures Ŝ (k mod c = 0)."""
         return self.iteration % self.c == 0
 
-    def measure(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """Ŝ of Algorithm 2 at the model's current weights on ``batch`` (a 0-d device tensor; no sync)."""
+    def _probe(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Ŝ of the variant's probe at the model's weights on ``batch`` and the point the walk ends at
+        (θ₋ of Algorithm 2 for ``"paper"``, θ⁺⁻ for ``"released"``); nothing is written."""
         if self.model is None:
             fail("model", "a model to probe (or pass sharpness= to step)", None)
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
             fail("batch", "an (inputs, targets) pair for the sharpness probe", batch, exc=TypeError)
         x, y = batch
         params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
-        out = probe_kernel(
-            self.model,
-            self.loss_fn,
-            params,
-            x,
-            y,
-            gamma=self.gamma,
-            n_descent=self.n_descent,
-            n_ascent=self.n_ascent,
-            normalize=self.normalize,
-            chunk_size=self.chunk_size,
-        )
+        if self.variant == "paper":
+            out = probe_kernel(
+                self.model,
+                self.loss_fn,
+                params,
+                x,
+                y,
+                gamma=self.gamma,
+                n_descent=self.n_descent,
+                n_ascent=self.n_ascent,
+                normalize=self.normalize,
+                chunk_size=self.chunk_size,
+            )
+        else:
+            out = clamped_walk_kernel(
+                self.model,
+                self.loss_fn,
+                params,
+                x,
+                y,
+                walk_lr=self.walk_lr,
+                walk_clamp=self.walk_clamp,
+                n_ascent=self.n_ascent,
+                n_descent=self.n_descent,
+            )
         self.probe_gradient_calls += self.n_descent + self.n_ascent
-        return out.value
+        return out.value, out.point_low
+
+    def measure(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Ŝ of the variant's probe at the model's current weights on ``batch`` (a 0-d device tensor; no sync).
+        The model is not changed (weights, mode), whatever ``restore_walk`` and ``probe_eval_mode`` say."""
+        return self._probe(batch)[0]
+
+    def _measure_and_set_rate(
+        self, batch: tuple[torch.Tensor, torch.Tensor] | None, sharpness: float | torch.Tensor | None
+    ) -> None:
+        """Record Ŝ (``sharpness`` if given, else the probe on ``batch``, moving the model to the walk's end
+        unless ``restore_walk``, then eval mode if ``probe_eval_mode``) and set every group's rate."""
+        if sharpness is None:
+            if batch is None:
+                fail("batch", "the minibatch (inputs, targets) on a measuring iteration (k mod c = 0)", None)
+            s, end = self._probe(batch)
+            if not self.restore_walk:
+                live = [p for n, p in self.model.named_parameters() if p.requires_grad]
+                with torch.no_grad():
+                    torch._foreach_copy_(live, list(end.values()))
+            if self.probe_eval_mode:
+                self.model.eval()
+        else:
+            s = (
+                sharpness
+                if isinstance(sharpness, torch.Tensor)
+                else torch.tensor(float(sharpness), dtype=torch.float64)
+            )
+        self.last_sharpness = s.detach().to(self.last_sharpness.device, torch.float64).reshape(())
+        ratio = self.rule.update(self.last_sharpness)
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+            g["lr"] = ratio * base if self._tensor_lr else float(ratio) * base
 
     def step(
         self,
@@ -176,31 +252,25 @@ class SALR:
         batch: tuple[torch.Tensor, torch.Tensor] | None = None,
         sharpness: float | torch.Tensor | None = None,
     ):
-        """One iteration of Algorithm 1: on measuring iterations (k mod c = 0) record Ŝ_k (``sharpness`` if
-        given, else Algorithm 2 on ``batch``) and set η_k; then ``optimizer.step(closure)``. ``sharpness`` and
+        """One iteration. ``"paper"`` (Algorithm 1): on measuring iterations (k mod c = 0) record Ŝ_k
+        (``sharpness`` if given, else Algorithm 2 on ``batch``) and set η_k; then ``optimizer.step(closure)``.
+        ``"released"``: ``optimizer.step(closure)`` at the current rate first; then, on measuring iterations,
+        the clamped walk on ``batch`` at the new weights sets the rate of the *next* step. ``sharpness`` and
         ``batch`` are ignored on the other iterations."""
-        if self.measures_next():
-            if sharpness is None:
-                if batch is None:
-                    fail("batch", "the minibatch (inputs, targets) on a measuring iteration (k mod c = 0)", None)
-                s = self.measure(batch)
-            else:
-                s = (
-                    sharpness
-                    if isinstance(sharpness, torch.Tensor)
-                    else torch.tensor(float(sharpness), dtype=torch.float64)
-                )
-            self.last_sharpness = s.detach().to(self.last_sharpness.device, torch.float64).reshape(())
-            ratio = self.rule.update(self.last_sharpness)
-            for g, base in zip(self.optimizer.param_groups, self.base_lrs):
-                g["lr"] = ratio * base if self._tensor_lr else float(ratio) * base
+        measuring = self.measures_next()
+        if self.variant == "paper" and measuring:
+            self._measure_and_set_rate(batch, sharpness)
+        self._step_ratio = self.rule.ratio
         loss = self.optimizer.step(closure) if closure is not None else self.optimizer.step()
+        if self.variant == "released" and measuring:
+            self._measure_and_set_rate(batch, sharpness)
         self.iteration += 1
         return loss
 
     def state_dict(self) -> dict[str, Any]:
         """Plain tensors and containers only (loads with ``torch.load(weights_only=True)``)."""
         return {
+            "variant": self.variant,
             "optimizer": self.optimizer.state_dict(),
             "rule": self.rule.state_dict(),
             "iteration": self.iteration,
@@ -210,12 +280,16 @@ class SALR:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state.get("variant", "paper")  # states written before the variants existed are "paper"
+        if saved != self.variant:
+            fail("state", f"the state of a variant={self.variant!r} SALR", f"a variant={saved!r} state", raw=True)
         self.optimizer.load_state_dict(state["optimizer"])
         self.rule.load_state_dict(state["rule"])
         self.iteration = int(state["iteration"])
         self.probe_gradient_calls = int(state["probe_gradient_calls"])
         self.base_lrs = [float(v) for v in state["base_lrs"]]
         self.last_sharpness = state["last_sharpness"].clone().to(self.last_sharpness.device)
+        self._step_ratio = self.rule.ratio
 
 
 def _trainable(model: nn.Module) -> list[torch.Tensor]:
