@@ -217,7 +217,12 @@ def test_available_models():
 @pytest.mark.parametrize(
     ("name", "kwargs", "exc", "match"),
     [
-        ("resnet18", {}, ValueError, r"^name: expected one of 'toy_cnn', 'vgg16', .*'cnn1d_bn_dropout', got 'resnet18'$"),
+        (
+            "resnet18",
+            {},
+            ValueError,
+            r"^name: expected one of 'toy_cnn', .*'cnn1d_bn_dropout', got 'resnet18'$",
+        ),
         (3, {}, TypeError, r"^name: expected str, got int$"),
         ("vgg16", {"batch_norm": True}, TypeError, r"^batch_norm: expected an argument of model 'vgg16' \(one of"),
         ("mlp", {"widths": (3,)}, TypeError, r"^widths: expected an argument of model 'mlp' .*got unexpected keyword"),
@@ -240,7 +245,12 @@ def test_available_models():
         ("cnn1d", {"in_channels": 2}, TypeError, r"^in_channels: expected an argument of model 'cnn1d'"),
         ("cnn1d", {"dropout": 1.0}, ValueError, r"^dropout: expected a probability in \[0, 1\), got 1.0$"),
         ("cnn1d", {"batch_norm": 1}, TypeError, r"^batch_norm: expected bool, got int$"),
-        ("cnn1d_bn_dropout", {"dropout": 0.1}, TypeError, r"^dropout: expected an argument of model 'cnn1d_bn_dropout'"),
+        (
+            "cnn1d_bn_dropout",
+            {"dropout": 0.1},
+            TypeError,
+            r"^dropout: expected an argument of model 'cnn1d_bn_dr",
+        ),
     ],
     ids=lambda v: None,
 )

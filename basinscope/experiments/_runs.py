@@ -70,6 +70,7 @@ class RunStore:
     def __init__(self, root: str | Path, *, reuse: bool = True) -> None:
         self.root = Path(root)
         self.reuse = reuse
+        self.checkpoint_every = 200  # iterations between the runner's checkpoints
         (self.root / "partial").mkdir(parents=True, exist_ok=True)
 
     def _store(self, spec: dict[str, Any]) -> StageStore:
@@ -109,7 +110,7 @@ class RunStore:
                 batch_size=spec["batch_size"],
                 seed=spec["seed"],
                 checkpoint=ckpt,
-                checkpoint_every=200,
+                checkpoint_every=self.checkpoint_every,
                 progress=progress,
                 **spec["options"],
             )
@@ -179,7 +180,7 @@ class RunStore:
                 batch_size=spec["batch_size"],
                 seed=spec["seed"],
                 checkpoint=ckpt,
-                checkpoint_every=200,
+                checkpoint_every=self.checkpoint_every,
                 progress=progress,
                 callback=keep,
                 **spec["options"],

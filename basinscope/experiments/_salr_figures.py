@@ -14,7 +14,7 @@ from .result import ExperimentResult
 
 __all__ = ["accuracy_vs_budget", "mean_interval", "table2_bars"]
 
-COLOURS = {"SGD": "#440154", "SGD-SALR": "#21918c", "SGD-SALR (released)": "#fde725"}
+COLOURS = {"SGD": "#440154", "SGD-SALR": "#21918c", "SGD-SALR (released)": "#b5de2b"}  # viridis
 
 
 def mean_interval(values: Sequence[float | None], level: float = 0.95) -> tuple[float, float]:
@@ -35,7 +35,7 @@ def _chance_filled(row: dict[str, list], classes: int = 10) -> list[float]:
 
 def accuracy_vs_budget(result: ExperimentResult, folder: Path) -> dict[str, Path]:
     """Per model: test accuracy (mean and 95 % interval over seeds) of every method against the budget, and below
-    it the paired difference SGD-SALR − SGD with its 95 % interval (the claims)."""
+    it the paired difference of each SALR variant − SGD with its 95 % interval (the claims)."""
     budgets = result.settings["budgets"]
     models = result.settings["models"]
     fig, axes = style.new_figure(2, len(models), figsize=(4.6 * len(models), 6.0), squeeze=False)
@@ -53,13 +53,18 @@ def accuracy_vs_budget(result: ExperimentResult, folder: Path) -> dict[str, Path
             top.set_ylabel("test accuracy, % (mean, 95 % interval)")
             top.legend(loc="lower right")
             style.apply_scale(top, budgets, axis="x")
-            diffs = [c for c in result.claims if f"({model}," in c.text]
-            xs = budgets[: len(diffs)]
-            mid = [c.interval.mean for c in diffs]
-            err = [[c.interval.mean - c.interval.low for c in diffs], [c.interval.high - c.interval.mean for c in diffs]]
-            bottom.errorbar(xs, mid, yerr=err, marker="s", capsize=3, color=COLOURS["SGD-SALR"])
+            for k, label in enumerate(sorted({c.a for c in result.claims if f"({model}," in c.text})):
+                diffs = [c for c in result.claims if f"({model}," in c.text and c.a == label]
+                xs = np.asarray(budgets[: len(diffs)], dtype=np.float64) * (1.0 + 0.015 * k)  # side by side
+                mid = [c.interval.mean for c in diffs]
+                err = [
+                    [c.interval.mean - c.interval.low for c in diffs],
+                    [c.interval.high - c.interval.mean for c in diffs],
+                ]
+                bottom.errorbar(xs, mid, yerr=err, marker="s", capsize=3, color=COLOURS.get(label), label=label)
+            bottom.legend(loc="lower right")
             bottom.axhline(0.0, color="black", lw=0.8)
-            bottom.set_ylabel("SGD-SALR − SGD, points (paired, 95 %)")
+            bottom.set_ylabel("SALR − SGD, points (paired, 95 %)")
             bottom.set_xlabel("gradient calls (probe steps counted)")
             style.apply_scale(bottom, budgets, axis="x")
         style.finish(fig)

@@ -167,6 +167,4 @@ def cnn1d_bn_dropout(*, num_classes: int = 10, input_length: int = 40, channels:
         >>> cnn1d_bn_dropout()(torch.zeros(3, 40)).shape
         torch.Size([3, 10])
     """
-    return CNN1D(
-        input_length=input_length, channels=channels, num_classes=num_classes, batch_norm=True, dropout=0.5
-    )
+    return CNN1D(input_length=input_length, channels=channels, num_classes=num_classes, batch_norm=True, dropout=0.5)
