@@ -33,7 +33,7 @@ def test_results_save_and_load(results):
         back = ExperimentResult.load(out / res.name / "result.json")
         assert back == res and back.size == "quick" and back.seeds == [0, 1]
     s = SIZE_SETTINGS["quick"]
-    assert len(budget.claims) == len(s.models) * len(s.budgets)
+    assert len(budget.claims) == 2 * len(s.models) * len(s.budgets)  # two SALR variants
     assert [c.a for c in table2.claims] == ["SGD-SALR", "SGD-SALR"] and [c.b for c in table2.claims] == ["SGD", "SWA"]
     assert set(table2.numbers["methods"]) == {"SGD", "SWA", "Entropy-SGD", "Entropy-SGD-SALR", "SAM", "SGD-SALR"}
 
@@ -120,11 +120,12 @@ def test_interrupted_ladder_resumes_to_identical_numbers(tmp_path, monkeypatch):
         assert all(torch.equal(w1[k], w2[k]) for k in w1)
 
 
-def test_ladder_state_equals_a_run_with_the_smaller_budget(tmp_path):
+@pytest.mark.parametrize("label", ["SGD-SALR", "SGD-SALR (released)"])
+def test_ladder_state_equals_a_run_with_the_smaller_budget(tmp_path, label):
     s = SIZE_SETTINGS["quick"]
     train_xy, test_xy, _ = load_data(s)
-    method, options = method_spec("SGD-SALR", max(s.budgets), s)
-    spec = {"model": "cnn1d_bn_dropout", "label": "SGD-SALR", "method": method, "options": options,
+    method, options = method_spec(label, max(s.budgets), s)
+    spec = {"model": "cnn1d_bn_dropout", "label": label, "method": method, "options": options,
             "budget": max(s.budgets), "batch_size": s.batch_size, "seed": 5, "data": {}}  # fmt: skip
 
     def make():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,8 +44,10 @@ def fingerprint(spec: dict[str, Any]) -> str:
 
 
 def run_name(spec: dict[str, Any]) -> str:
-    """A readable file name of the run: ``model__label__seedS__<fingerprint>``."""
-    return f"{spec['model']}__{spec['label']}__seed{spec['seed']}__{fingerprint(spec)}"
+    """A readable file name of the run: ``model__label__seedS__<fingerprint>`` (label characters other than letters,
+    digits, ``_.-`` become ``-``: ``SGD-SALR (released)`` → ``SGD-SALR-released``)."""
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", spec["label"]).strip("-")
+    return f"{spec['model']}__{label}__seed{spec['seed']}__{fingerprint(spec)}"
 
 
 def evaluate(model: nn.Module, data: Data, batch_size: int = 1000) -> dict[str, float]:

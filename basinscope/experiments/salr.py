@@ -217,7 +217,7 @@ def _sharpness(r: _Runner, model: str, spec: dict[str, Any], point: str) -> floa
     from ._runs import fingerprint
 
     store = StageStore(r.store.root, fingerprint(spec))
-    key = f"{run_name(spec)}@{point}/sharpness"
+    key = f"{run_name(spec)}@{point}/sharpness_g{PAPER['gamma']}_n{PAPER['n_descent']}-{PAPER['n_ascent']}"
     doc = store.load(key)
     if doc is None:
         net = build_model(model, num_classes=r.classes)
