@@ -6,6 +6,7 @@ synchronizing CUDA call raises:
 
 * ``sgd_step``     :class:`basinscope.optim.SGD` (tensor learning rate, momentum) steps;
 * ``salr_step``    :class:`basinscope.optim.SGDSALR` steps, measuring ones included (the probe, Algorithm 2);
+* ``salr_released_step`` the same with ``variant="released"`` (clamped walk, percentiles on the device);
 * ``swa_step``     an SGD step at the cyclic rate plus :class:`basinscope.optim.WeightAverager` updates;
 * ``sam_step``     :class:`basinscope.optim.SAM` steps;
 * ``hvp``          :class:`basinscope.hessian.hvp.HessianOperator` products, as Lanczos calls them.
@@ -95,6 +96,14 @@ def salr_step(device, steps):
     return lambda: [opt.step(_closure(opt, model, x[:64], y[:64]), batch=(x[:64], y[:64])) for _ in range(steps)]
 
 
+def salr_released_step(device, steps):
+    from basinscope.optim import SGDSALR
+
+    model, x, y = _problem(device)
+    opt = SGDSALR(model, F.cross_entropy, lr=0.05, c=2, n_descent=2, n_ascent=2, variant="released")
+    return lambda: [opt.step(_closure(opt, model, x[:64], y[:64]), batch=(x[:64], y[:64])) for _ in range(steps)]
+
+
 def swa_step(device, steps):
     from basinscope.optim import SGD, WeightAverager, chc_lr
 
@@ -159,6 +168,7 @@ def surface_grid(device, steps):
 CHECKS: dict[str, tuple[Callable, str, int]] = {
     "sgd_step": (sgd_step, "error", 6),
     "salr_step": (salr_step, "error", 6),
+    "salr_released_step": (salr_released_step, "error", 6),
     "swa_step": (swa_step, "error", 9),
     "sam_step": (sam_step, "error", 4),
     "hvp": (hvp, "error", 4),

@@ -48,7 +48,16 @@ def test_sync_check_runs_every_path_on_the_cpu(tmp_path, capsys):
     assert sync.main(["--device", "cpu", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["cuda"] is False and result["ok"] is True
-    assert set(result["checks"]) == {"sgd_step", "salr_step", "swa_step", "sam_step", "hvp", "lanczos", "surface_grid"}
+    assert set(result["checks"]) == {
+        "sgd_step",
+        "salr_step",
+        "salr_released_step",
+        "swa_step",
+        "sam_step",
+        "hvp",
+        "lanczos",
+        "surface_grid",
+    }
     assert all(row["ok"] and row["seconds"] > 0 for row in result["checks"].values())
     printed = capsys.readouterr().out
     assert "synchronizations were not checked" in printed

@@ -15,7 +15,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from basinscope.objective import Objective
 from basinscope.optim import SALR, SGD, SGDSALR, AdamSALR, SALRRule
+from basinscope.sharpness import clamped_walk_probe
 from basinscope.sharpness.clamped_walk import clamped_walk_kernel
 
 from .conftest import tiny_bn_net
@@ -377,3 +379,67 @@ def test_bad_variant_options_rejected_in_one_line(kwargs, match):
 def test_probe_eval_mode_needs_a_model():
     with pytest.raises(ValueError, match=r"^probe_eval_mode: expected False when no model is given"):
         SALR(SGD(tiny_bn_net().parameters(), lr=0.1), probe_eval_mode=True)
+
+
+@pytest.mark.parametrize(
+    ("clamp", "theta_high", "theta_low", "value"),
+    [
+        # hand-computed on f = θ²/2 from θ = 1, α = 0.1: ascent G = 1, 2.1 → θ⁺ = 1.31; descent D = 1.31, 2.489
+        # (the sum restarts) → θ⁺⁻ = 0.9301; Ŝ = (0.85805 − 0.5) + (0.85805 − 0.432543005)
+        (math.inf, 1.31, 0.9301, 0.783556995),
+        # every move clamped to 0.05: θ⁺ = 1.1, θ⁺⁻ = 1.0, Ŝ = 2·(0.605 − 0.5)
+        (0.05, 1.1, 1.0, 0.21),
+    ],
+    ids=["no-clamp", "clamped"],
+)
+def test_clamped_walk_probe_on_a_quadratic(clamp, theta_high, theta_low, value):
+    obj = Objective.from_function(lambda t: 0.5 * t * t, torch.tensor(1.0, dtype=torch.float64))
+    r = clamped_walk_probe(obj, walk_lr=0.1, walk_clamp=clamp, n_ascent=2, n_descent=2)
+    assert r.kind == "clamped_walk_probe" and r.f0 == pytest.approx(0.5, rel=1e-15)
+    assert float(r.point_high["theta"]) == pytest.approx(theta_high, rel=1e-14)
+    assert float(r.point_low["theta"]) == pytest.approx(theta_low, rel=1e-14)
+    assert r.value == pytest.approx(value, rel=1e-13)
+    assert obj.cost.gradients == 4 and obj.cost.forwards == 1
+
+
+def test_clamped_walk_probe_on_a_model_equals_the_reference_and_touches_nothing():
+    model = tiny_bn_net(seed=4, dropout=0.3)
+    x, y = _batches()[1]
+    obj = Objective(model, F.cross_entropy, (x, y))
+    before = copy.deepcopy(model.state_dict())
+    r = clamped_walk_probe(obj, batch=(x, y))
+    value, end = _ref_released_walk(model, x, y, 1e-3, 5e-4, 5, 5)
+    assert r.value == pytest.approx(value, rel=1e-12)
+    for a, b in zip(r.point_low.values(), end):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-15)
+    assert r.settings == dict(walk_lr=1e-3, walk_clamp=5e-4, n_ascent=5, n_descent=5, batch_size=8)
+    assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(walk_lr=0.0), r"^walk_lr: expected a finite number > 0, got 0.0$"),
+        (dict(walk_clamp=-1.0), r"^walk_clamp: expected a number > 0 \(inf for no clamp\), got -1.0$"),
+        (dict(n_ascent=-1), r"^n_ascent: expected an integer >= 0, got -1$"),
+        (dict(n_ascent=0, n_descent=0), r"^n_descent \+ n_ascent: expected at least one step, got 0$"),
+        (dict(batch=3), r"^batch: expected an index in \[0, 0\] or an \(inputs, targets\) pair, got 3$"),
+    ],
+    ids=["walk-lr", "walk-clamp", "n-ascent", "no-steps", "batch"],
+)
+def test_clamped_walk_probe_rejects_bad_settings(kwargs, match):
+    obj = Objective(tiny_bn_net(), F.cross_entropy, _batches()[0])
+    with pytest.raises(ValueError, match=match):
+        clamped_walk_probe(obj, **kwargs)
+
+
+def test_released_measuring_step_without_a_batch_fails_before_stepping():
+    model = tiny_bn_net()
+    before = copy.deepcopy(model.state_dict())
+    opt = SGDSALR(model, F.cross_entropy, lr=0.1, variant="released")
+    x, y = _batches()[0]
+    with pytest.raises(
+        ValueError, match=r"^batch: expected the minibatch \(inputs, targets\) on a measuring iteration"
+    ):
+        opt.step(_closure(opt, model, x, y))
+    assert opt.iteration == 0 and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -222,7 +222,8 @@ class Run:
         self.model.load_state_dict(s["model"])
         self.it, self.spent = int(s["iteration"]), int(s["spent"])
         self.opt_key = s["opt_key"]
-        self.resume_training = bool(s.get("training", True))
+        # only probe_eval_mode leaves the model in eval mode between iterations; other runs resume in train mode
+        self.resume_training = bool(s.get("training", True)) or not self.o.get("probe_eval_mode")
         self.mode_epoch = int(s.get("mode_epoch", 0))
         if self.opt_key is not None:
             self.opt = build_optimizer(self.method, self.model, self.loss_fn, self.o)

@@ -13,6 +13,9 @@ method                 optimizer                                              gr
 ``entropy-sgd``        Entropy-SGD                                            L
 ``entropy-sgd-salr``   Entropy-SGD with the SALR outer rate                   L + (n₁ + n₂) every c-th
 =====================  =====================================================  ==========================
+
+The ``salr-*`` methods take ``variant="paper"`` or ``"released"`` (:mod:`.salr_variants`); options a variant
+does not use default to ``None`` and are refused with it.
 """
 
 from __future__ import annotations

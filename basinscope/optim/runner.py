@@ -95,7 +95,12 @@ def train(
             ``samples``/``round_averages`` are then :class:`~basinscope.results.ParamFiles` that load on access
             (``torch.load(weights_only=True)``). Checkpoints then hold only the counts.
         **options: the method's hyperparameters (see :data:`basinscope.optim.methods.DEFAULTS`), e.g. ``lr``,
-            ``momentum``, ``c``, ``gamma``, ``n_descent``, ``n_ascent``, ``rho``, ``swa_lr``, ``rounds``.
+            ``momentum``, ``c``, ``gamma``, ``n_descent``, ``n_ascent``, ``rho``, ``swa_lr``, ``rounds``. SALR
+            methods: ``variant="paper"`` (default) or ``"released"`` (the authors' released script's rule,
+            :mod:`basinscope.optim.salr_variants`), ``restore_walk``, ``probe_eval_mode`` (the probe leaves
+            the model in eval mode; the runner puts it back in train mode at every epoch start, and a checkpoint
+            keeps the mode), ``walk_lr``, ``walk_clamp``, ``band``, ``min_ratio``, ``max_ratio``. The history's
+            ``lr`` is the rate each step used.
 
     Returns:
         :class:`~basinscope.optim.result.TrainResult`.

@@ -20,6 +20,29 @@ producing a diverging step).
   m̂_{k+1} = m_{k+1}/(1 − β₁^{k+1}); the printed m_k is a slip) and :class:`EntropySGDSALR` (Table I) are
   ready made.
 
+Two update rules (``variant=``; details in :mod:`.salr_variants` and docs/optimizers.md, "SALR as released"):
+
+* ``"paper"`` (default) — the above: Algorithm 2 as printed, measured before the step, the model not moved.
+* ``"released"`` — the rule of the authors' released training script (``CIFAR10/main.py`` of their public
+  code): the step first at the current rate; then on the same minibatch, at the new weights, 5 ascent and 5
+  descent steps (the descent from the ascent's end) that each move every coordinate by clamp(1e-3·G, ±5e-4),
+  G the plain minibatch gradient summed over the walk's steps so far; Ŝ = (f(θ⁺) − f(θ)) + (f(θ⁺) − f(θ⁺⁻));
+  the next step's rate η₀·Ŝ/P50(Ŝ) when Ŝ lies outside the 49th–51st percentile band, else η₀, capped at
+  5·η₀ with no lower bound; training continues from θ⁺⁻. Confirmed by running the script's own functions
+  on a small BatchNorm + dropout network (float64): one probe's steps equal clamp(1e-3·running sum, ±5e-4) to
+  1.1e-16; the descent's sum restarts (the script zeroes the gradients between the walks; a continued sum
+  ends 1.4e-3 away from the script's end point, a restarted one at 0.0); the stale gradients of the SGD step
+  and of the loss evaluation at θ are zeroed before the first walk step; the model is left in eval mode; and
+  three epochs of this class with ``probe_eval_mode=True`` end 2.8e-17 from the script's weights (rates and
+  Ŝ equal to 8 digits). The script counts the probe schedule by the batch index within each epoch; here
+  ``iteration % c`` over the run (the same when an epoch has an even number of batches).
+
+``restore_walk`` (``None``: the variant's own — ``"paper"`` restores, ``"released"`` does not) decides whether
+training continues from the walk's end point (θ₋ of Algorithm 2 for ``"paper"``, θ⁺⁻ for ``"released"``).
+``probe_eval_mode=True`` reproduces the script's side effect: the probe puts the model in eval mode and leaves
+it there (BatchNorm running statistics, dropout off) until the caller's next ``model.train()`` — the runner
+calls it at every epoch start, as the script does; default ``False``: the mode is restored after each probe.
+
 Cost: a measuring step spends ``n_descent + n_ascent`` extra gradient calls (each a per-example gradient pass
 over the minibatch), counted in ``probe_gradient_calls``; with c = 2 and n₁ = n₂ = 5 that is (n₁+n₂)/c = 5
 extra gradient calls per iteration, as in the paper's equal-budget comparison (§VI).
@@ -68,13 +91,27 @@ class SALR:
         model: the network whose sharpness is probed (its trainable parameters, in eval mode for the probe).
             May be ``None`` when every measuring ``step`` receives ``sharpness=``.
         loss_fn: ``loss_fn(outputs, targets)``, mean over the batch.
-        c: measure every ``c`` iterations (frequency c of Algorithm 3).
-        gamma: γ, step of the normalized probe steps (default 0.005, within Table VII's range).
-        n_descent: n₁, normalized descent steps.
-        n_ascent: n₂, normalized ascent steps.
-        normalize: ``"per_example"`` (Algorithm 2) or ``"batch"`` (cheaper, batch gradient normalized).
-        chunk_size: ``torch.func.vmap`` chunk size for the per-example gradients.
-        min_ratio, max_ratio: clamp of Ŝ_k / median (η_k ∈ [min_ratio·η₀, max_ratio·η₀]).
+        c: measure every ``c`` iterations (frequency c of Algorithm 3; the released script: 2).
+        variant: ``"paper"`` (Algorithms 1–2 as printed) or ``"released"`` (the authors' script; module
+            docstring). Options of the other variant must stay ``None``; ``None`` means the variant's default.
+        gamma: ``"paper"``: γ, step of the normalized probe steps (default 0.005, within Table VII's range).
+        n_descent: n₁, descent steps (``"released"``: from the ascent's end point).
+        n_ascent: n₂, ascent steps.
+        normalize: ``"paper"``: ``"per_example"`` (Algorithm 2, default) or ``"batch"`` (batch gradient normalized).
+        chunk_size: ``"paper"``: ``torch.func.vmap`` chunk size for the per-example gradients.
+        walk_lr: ``"released"``: α of the walk steps clamp(α·G, ±walk_clamp) (default 1e-3).
+        walk_clamp: ``"released"``: per-coordinate bound of one walk step (default 5e-4; ``inf``: no clamp).
+        band: ``"released"``: percentiles (low, high) inside which the rate stays η₀ (default (49, 51)).
+        min_ratio, max_ratio: clamp of the ratio η_k/η₀ (``"paper"``: [0, inf); ``"released"``: [-inf, 5], the
+            script has no lower bound, so a negative Ŝ gives a negative rate; pass ``min_ratio=0`` to forbid it).
+        restore_walk: continue training from the walk's start (True) or its end (False); ``None``: the
+            variant's own (``"paper"`` True, ``"released"`` False).
+        probe_eval_mode: leave the model in eval mode after each probe (the released script's side effect;
+            the runner puts it back in train mode at every epoch start). Default False: the mode is restored.
+
+    The per-step path has no host synchronization with a tensor-rate optimizer (this package's SGD/Adam), in
+    both variants: the walk, Ŝ, the percentiles (``torch.nanquantile`` on the device) and the rate stay
+    device tensors.
     """
 
     def __init__(
@@ -220,13 +257,11 @@ class SALR:
         return self._probe(batch)[0]
 
     def _measure_and_set_rate(
-        self, batch: tuple[torch.Tensor, torch.Tensor] | None, sharpness: float | torch.Tensor | None
+        self, batch: tuple[torch.Tensor, torch.Tensor], sharpness: float | torch.Tensor | None
     ) -> None:
         """Record Ŝ (``sharpness`` if given, else the probe on ``batch``, moving the model to the walk's end
         unless ``restore_walk``, then eval mode if ``probe_eval_mode``) and set every group's rate."""
         if sharpness is None:
-            if batch is None:
-                fail("batch", "the minibatch (inputs, targets) on a measuring iteration (k mod c = 0)", None)
             s, end = self._probe(batch)
             if not self.restore_walk:
                 live = [p for n, p in self.model.named_parameters() if p.requires_grad]
@@ -258,6 +293,8 @@ class SALR:
         the clamped walk on ``batch`` at the new weights sets the rate of the *next* step. ``sharpness`` and
         ``batch`` are ignored on the other iterations."""
         measuring = self.measures_next()
+        if measuring and sharpness is None and batch is None:  # before anything moves, in both variants
+            fail("batch", "the minibatch (inputs, targets) on a measuring iteration (k mod c = 0)", None)
         if self.variant == "paper" and measuring:
             self._measure_and_set_rate(batch, sharpness)
         self._step_ratio = self.rule.ratio
@@ -303,7 +340,22 @@ class SGDSALR(SALR):
     Args:
         model, loss_fn: the network and its mean loss (probed every ``c`` iterations).
         lr: η₀. momentum, weight_decay: as ``torch.optim.SGD`` (Algorithm 3 uses neither).
-        **salr: :class:`SALR` options (``c``, ``gamma``, ``n_descent``, ``n_ascent``, ``normalize``, …).
+        **salr: :class:`SALR` options (``c``, ``variant``, ``gamma``, ``n_descent``, ``n_ascent``, ``restore_walk``,
+            ``probe_eval_mode``, …).
+
+    Example (the released script's rule and side effect):
+        >>> import torch.nn.functional as F
+        >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+        >>> opt = SGDSALR(model, F.cross_entropy, lr=0.01, variant="released", probe_eval_mode=True)
+        >>> x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+        >>> def closure():
+        ...     opt.zero_grad()
+        ...     loss = F.cross_entropy(model(x), y)
+        ...     loss.backward()
+        ...     return loss
+        >>> _ = opt.step(closure, batch=(x, y))
+        >>> model.training, opt.probe_gradient_calls, float(opt.step_lr)
+        (False, 10, 0.01)
     """
 
     def __init__(
@@ -319,7 +371,8 @@ class AdamSALR(SALR):
     Args:
         model, loss_fn: the network and its mean loss.
         lr: η₀. betas, eps, weight_decay: as ``torch.optim.Adam``.
-        **salr: :class:`SALR` options.
+        **salr: :class:`SALR` options (``variant="released"``: Adam's step under the released script's rate
+            rule and walk; the script itself trains with SGD only).
     """
 
     def __init__(
