@@ -45,6 +45,9 @@ TINY = [
     pytest.param("mlp", {"hidden": (16, 8), "batch_norm": True, "dropout": 0.1}, (40,), 10, id="mlp-bn-dropout"),
     pytest.param("cnn1d", {}, (40,), 10, id="cnn1d"),
     pytest.param("cnn1d", {}, (1, 40), 10, id="cnn1d-with-channel"),
+    pytest.param("cnn1d", {"batch_norm": True, "dropout": 0.2}, (40,), 10, id="cnn1d-bn-dropout-kwargs"),
+    pytest.param("cnn1d_bn_dropout", {}, (40,), 10, id="cnn1d_bn_dropout"),
+    pytest.param("cnn1d_bn_dropout", {"num_classes": 4, "channels": 6}, (1, 40), 4, id="cnn1d_bn_dropout-small"),
 ]
 
 
@@ -135,6 +138,7 @@ def _count(model: nn.Module) -> int:
         ("toy_cnn", {}, (3 * 25 * 32 + 32) + (32 * 25 * 64 + 64) + (64 * 8 * 8 * 256 + 256) + (256 * 10 + 10)),
         ("mlp", {}, (40 * 100 + 100) + (100 * 100 + 100) + (100 * 10 + 10)),
         ("cnn1d", {}, (1 * 25 * 5 + 25) + 2 * (25 * 25 * 3 + 25) + (25 * 5 * 10 + 10)),
+        ("cnn1d_bn_dropout", {}, (1 * 25 * 5 + 25) + 2 * (25 * 25 * 3 + 25) + (25 * 5 * 10 + 10) + 3 * 2 * 25),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
@@ -206,13 +210,19 @@ def test_available_models():
         "wrn28_10",
         "mlp",
         "cnn1d",
+        "cnn1d_bn_dropout",
     ]
 
 
 @pytest.mark.parametrize(
     ("name", "kwargs", "exc", "match"),
     [
-        ("resnet18", {}, ValueError, r"^name: expected one of 'toy_cnn', 'vgg16', .*'cnn1d', got 'resnet18'$"),
+        (
+            "resnet18",
+            {},
+            ValueError,
+            r"^name: expected one of 'toy_cnn', .*'cnn1d_bn_dropout', got 'resnet18'$",
+        ),
         (3, {}, TypeError, r"^name: expected str, got int$"),
         ("vgg16", {"batch_norm": True}, TypeError, r"^batch_norm: expected an argument of model 'vgg16' \(one of"),
         ("mlp", {"widths": (3,)}, TypeError, r"^widths: expected an argument of model 'mlp' .*got unexpected keyword"),
@@ -233,6 +243,14 @@ def test_available_models():
         ("cnn1d", {"kernel_sizes": ()}, ValueError, r"^kernel_sizes: expected a non-empty sequence"),
         ("cnn1d", {"input_length": 2}, ValueError, r"^input_length: expected a length that survives kernels"),
         ("cnn1d", {"in_channels": 2}, TypeError, r"^in_channels: expected an argument of model 'cnn1d'"),
+        ("cnn1d", {"dropout": 1.0}, ValueError, r"^dropout: expected a probability in \[0, 1\), got 1.0$"),
+        ("cnn1d", {"batch_norm": 1}, TypeError, r"^batch_norm: expected bool, got int$"),
+        (
+            "cnn1d_bn_dropout",
+            {"dropout": 0.1},
+            TypeError,
+            r"^dropout: expected an argument of model 'cnn1d_bn_dr",
+        ),
     ],
     ids=lambda v: None,
 )
@@ -317,3 +335,52 @@ def test_kwargs_factory_through_the_command_line(capsys, tmp_path):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert json.loads(out)["parameters"] == (3 * 4 * 9 + 4) + (4 * 10 + 10)
+
+
+def test_cnn1d_bn_dropout_layers_and_train_eval_behaviour():
+    torch.manual_seed(0)
+    model = build_model("cnn1d_bn_dropout")
+    kinds = [type(m) for m in model.features]
+    assert kinds == [nn.Conv1d, nn.BatchNorm1d, nn.ReLU, nn.Dropout] * 3
+    assert all(m.p == 0.5 for m in model.features if isinstance(m, nn.Dropout))
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.Dropout)) for m in build_model("cnn1d").modules())
+    x = torch.randn(16, 40)
+    model.train()
+    a, b = model(x), model(x)
+    assert not torch.equal(a, b)  # dropout draws a new mask per call in train mode
+    bn = model.features[1]
+    assert int(bn.num_batches_tracked) == 2 and not torch.equal(bn.running_mean, torch.zeros(25))
+    model.eval()
+    running = {n: t.clone() for n, t in model.named_buffers()}
+    c, d = model(x), model(x)
+    assert torch.equal(c, d)
+    assert all(torch.equal(t, running[n]) for n, t in model.named_buffers())  # eval leaves statistics alone
+    # eval mode by hand: conv -> BN with the running statistics -> ReLU (first layer), no dropout
+    h = model.features[0](x.unsqueeze(1))
+    z = (h - bn.running_mean[:, None]) / torch.sqrt(bn.running_var[:, None] + bn.eps)
+    ref = torch.relu(z * bn.weight[:, None] + bn.bias[:, None])
+    torch.testing.assert_close(model.features[2](model.features[1](h)), ref)
+
+
+def test_cnn1d_bn_dropout_state_restored_by_measurements():
+    from basinscope.objective import Objective
+    from basinscope.sharpness import probe, stochastic_probe
+
+    from .conftest import assert_same_state, snapshot
+
+    torch.manual_seed(0)
+    model = build_model("cnn1d_bn_dropout")
+    x, y = torch.randn(32, 40), torch.randint(0, 10, (32,))
+    model.train()
+    model(x)  # non-trivial running statistics
+    model.zero_grad()
+    before = snapshot(model)
+    obj = Objective(model, F.cross_entropy, [(x, y)])
+    obj.evaluate()
+    probe(obj, 0.005, 2, 2)
+    stochastic_probe(obj, 0.005, 2, 2)
+    assert_same_state(before, snapshot(model))
+    model.eval()
+    before = snapshot(model)
+    stochastic_probe(obj, 0.005, 1, 1, normalize="batch")
+    assert_same_state(before, snapshot(model))

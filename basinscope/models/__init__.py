@@ -12,6 +12,8 @@ name                               model                                        
 ``wide_resnet`` (``wrn28_10``)     :class:`WideResNet`, WRN-28-10                   ``(N, 3, 32, 32)``
 ``mlp``                            :class:`MLP`, 40-100-100-10                      ``(N, 40)``
 ``cnn1d``                          :class:`CNN1D` (MNIST-1D paper)                  ``(N, 40)``
+``cnn1d_bn_dropout``               :class:`CNN1D` + BatchNorm + dropout 0.5         ``(N, 40)``
+                                   after each hidden layer (SALR paper, §VI)
 =================================  ==============================================  =========================
 
 Example:
@@ -28,7 +30,7 @@ from typing import Any
 from torch import nn
 
 from .._checks import check_type, fail
-from .mlp import CNN1D, MLP
+from .mlp import CNN1D, MLP, cnn1d_bn_dropout
 from .preresnet import PreResNet, PreResNetBasicBlock, PreResNetBottleneck
 from .toy_cnn import ToyCNN
 from .vgg import VGG, VGG_CONFIGS, vgg16, vgg16_bn
@@ -47,6 +49,7 @@ __all__ = [
     "WideResNet",
     "available_models",
     "build_model",
+    "cnn1d_bn_dropout",
     "vgg16",
     "vgg16_bn",
 ]
@@ -61,6 +64,7 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "wrn28_10": WideResNet,
     "mlp": MLP,
     "cnn1d": CNN1D,
+    "cnn1d_bn_dropout": cnn1d_bn_dropout,
 }
 
 
