@@ -127,10 +127,16 @@ def plot_plane(
             norm = style.color_norm(finite)
             zc = np.clip(np.where(np.isfinite(z), z, norm.vmax), norm.vmin, norm.vmax)
             if kind == "contour":
+                own_figure = ax is None
                 fig, ax = _mpl_figure(ax)
                 lv = style.levels(norm, levels)
                 cs = ax.contourf(a, b, zc, levels=lv, norm=norm, cmap=style.CMAP, extend="neither")
                 ax.contour(a, b, zc, levels=lv, colors="k", linewidths=0.3, alpha=0.5)
+                if orthonormal and own_figure:
+                    # equal aspect on a flat plane leaves a short plot beside a full-height colour bar: fit the
+                    # figure's height to the plane's shape instead (plot area ~4.6 in wide)
+                    ratio = float(np.ptp(b) / np.ptp(a)) if np.ptp(a) > 0 else 1.0
+                    fig.set_size_inches(6.4, float(np.clip(1.3 + 4.6 * ratio, 2.4, 6.4)))
                 style.colorbar(fig, cs, ax, label=name + (" (log scale)" if log else ""))
                 if path_xy is not None:  # Li et al. 2018, Fig. 9: the trajectory over the contours
                     ax.plot(path_xy[:, 0], path_xy[:, 1], "-o", color="w", markersize=2.5, linewidth=1.0)
