@@ -16,8 +16,6 @@ are deterministic).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import shutil
 from collections.abc import Callable, Sequence
@@ -31,16 +29,12 @@ from torch import nn
 from ..checkpoint import load_checkpoint_meta, load_state_dict, load_weights_only, save_checkpoint
 from ..demo.stages import StageStore
 from ..objective import Objective
-from ..optim import NonFiniteLossError, train
+from ..optim import NonFiniteLossError, TrainResult, train
+from ._run_files import copy_state, fingerprint, metrics_doc, partial_path
 
 __all__ = ["RunStore", "fingerprint", "run_name"]
 
 Data = tuple[torch.Tensor, torch.Tensor]
-
-
-def fingerprint(spec: dict[str, Any]) -> str:
-    """16 hex digits of the SHA-256 of ``spec`` as sorted JSON."""
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def run_name(spec: dict[str, Any]) -> str:
@@ -83,6 +77,31 @@ class RunStore:
         """The saved state_dict of a finished run (``point``: ``"end"`` or ``"B<budget>"`` of a ladder)."""
         return self._store(spec).load_weights(f"{run_name(spec)}@{point}")
 
+    def _train(
+        self,
+        spec: dict[str, Any],
+        model: nn.Module,
+        train_data: Data,
+        ckpt: Path,
+        *,
+        progress: bool,
+        callback: Callable[[int, dict[str, Any]], None] | None = None,
+    ) -> TrainResult:
+        """The runner on ``spec`` (method, budget, batch size, seed, options), checkpointing to ``ckpt``."""
+        return train(
+            spec["method"],
+            model,
+            train_data,
+            budget=spec["budget"],
+            batch_size=spec["batch_size"],
+            seed=spec["seed"],
+            checkpoint=ckpt,
+            checkpoint_every=self.checkpoint_every,
+            progress=progress,
+            callback=callback,
+            **spec["options"],
+        )
+
     def single(
         self,
         spec: dict[str, Any],
@@ -103,20 +122,9 @@ class RunStore:
         if doc is not None:
             return doc
         model = make_model()
-        ckpt = self.root / "partial" / f"{name}.pt"
+        ckpt = partial_path(self.root, name)
         try:
-            res = train(
-                spec["method"],
-                model,
-                train_data,
-                budget=spec["budget"],
-                batch_size=spec["batch_size"],
-                seed=spec["seed"],
-                checkpoint=ckpt,
-                checkpoint_every=self.checkpoint_every,
-                progress=progress,
-                **spec["options"],
-            )
+            res = self._train(spec, model, train_data, ckpt, progress=progress)
         except NonFiniteLossError:
             doc = {"diverged": True, "iterations": None, "grad_calls": None}
             store.save(name, doc)
@@ -155,7 +163,7 @@ class RunStore:
         ckpt = folder / "train.pt"
         snap = {b: folder / f"at_{b}.pt" for b in budgets}
         model = make_model()
-        prev: dict[str, Any] = {"state": _copy(model), "iterations": 0, "grad_calls": 0}
+        prev: dict[str, Any] = {"state": copy_state(model), "iterations": 0, "grad_calls": 0}
         if ckpt.is_file():
             s = load_weights_only(ckpt, what="checkpoint")
             if any(b < int(s["spent"]) and not snap[b].is_file() for b in budgets):
@@ -171,23 +179,11 @@ class RunStore:
                 save_checkpoint(
                     prev["state"], snap[b], meta={"iterations": prev["iterations"], "grad_calls": prev["grad_calls"]}
                 )
-            prev.update(state=_copy(model), iterations=it, grad_calls=info["spent"])
+            prev.update(state=copy_state(model), iterations=it, grad_calls=info["spent"])
 
         diverged = False
         try:
-            res = train(
-                spec["method"],
-                model,
-                train_data,
-                budget=spec["budget"],
-                batch_size=spec["batch_size"],
-                seed=spec["seed"],
-                checkpoint=ckpt,
-                checkpoint_every=self.checkpoint_every,
-                progress=progress,
-                callback=keep,
-                **spec["options"],
-            )
+            res = self._train(spec, model, train_data, ckpt, progress=progress, callback=keep)
             save_checkpoint(
                 model.state_dict(), snap[budgets[-1]], meta={"iterations": res.iterations, "grad_calls": res.grad_calls}
             )
@@ -214,15 +210,5 @@ class RunStore:
         return doc
 
 
-def _copy(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
 def _metrics(model: nn.Module, train_data: Data, test_data: Data) -> dict[str, Any]:
-    te, tr = evaluate(model, test_data), evaluate(model, train_data)
-    return {
-        "test_accuracy": te["accuracy"],
-        "test_loss": te["loss"],
-        "train_accuracy": tr["accuracy"],
-        "train_loss": tr["loss"],
-    }
+    return metrics_doc(evaluate(model, test_data), evaluate(model, train_data))

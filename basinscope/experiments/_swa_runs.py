@@ -14,7 +14,6 @@ half-way resumes from its runner checkpoint (``train(checkpoint=...)``) to the i
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from ..checkpoint import load_state_dict
 from ..objective import Objective
 from ..results import atomic_write_bytes
+from ._run_files import copy_state, fingerprint, metrics_doc, partial_path
 
 __all__ = ["METHODS", "Problem", "pre_sgd", "swa_run"]
 
@@ -72,13 +72,7 @@ class Problem:
     def evaluate(self, params: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """Test accuracy/loss and training accuracy/loss (all 4,000 training examples) at ``params``."""
         p = {k: params[k] for k in self.train_obj.names}
-        te, tr = self.test_obj.evaluate(p), self.train_obj.evaluate(p)
-        return {
-            "test_accuracy": te["accuracy"],
-            "test_loss": te["loss"],
-            "train_accuracy": tr["accuracy"],
-            "train_loss": tr["loss"],
-        }
+        return metrics_doc(self.test_obj.evaluate(p), self.train_obj.evaluate(p))
 
     def test_accuracy(self, params: Mapping[str, torch.Tensor]) -> float:
         return self.test_obj.evaluate({k: params[k] for k in self.test_obj.names})["accuracy"]
@@ -87,18 +81,25 @@ class Problem:
         """The stage store of the runs with ``settings`` (its fingerprint is a hash of them and the model)."""
         from ..demo.stages import StageStore
 
-        text = json.dumps({"model": self.model, "batch_size": self.batch_size, **settings}, sort_keys=True)
-        return StageStore(self.root, hashlib.sha256(text.encode()).hexdigest()[:16])
+        return StageStore(self.root, fingerprint({"model": self.model, "batch_size": self.batch_size, **settings}))
+
+    def run_options(self, seed: int, partial: Path) -> dict[str, Any]:
+        """The options every run shares: momentum 0 and weight decay 0 (§5), this problem's minibatch size and
+        progress bars, the run's seed, and its runner checkpoint ``partial``."""
+        return dict(
+            momentum=0.0,
+            weight_decay=0.0,
+            batch_size=self.batch_size,
+            seed=seed,
+            progress=self.progress,
+            checkpoint=partial,
+            checkpoint_every=_CHECKPOINT_EVERY,
+        )
 
 
-def _partial(store, name: str) -> Path:
-    path = store.root / "partial" / f"{name.replace('/', '__')}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+def _with_sample(average: dict[str, torch.Tensor], sample: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``average`` with the parameters of ``sample`` in place of its own (buffers stay the average's)."""
+    return {**average, **{key: v.detach().cpu().clone() for key, v in sample.items()}}
 
 
 def pre_sgd(
@@ -119,7 +120,7 @@ def pre_sgd(
     if doc is None:
         net = prob.network(seed)
         mark = round(0.9 * iterations)
-        partial = _partial(store, name)
+        partial = partial_path(store.root, name)
         # the full training loss at 0.9·L, kept beside the runner checkpoint so that a resumed run still has it
         mark_file = partial.with_suffix(".at90.json")
         at90: dict[str, float] = json.loads(mark_file.read_text()) if mark_file.is_file() else {}
@@ -137,14 +138,8 @@ def pre_sgd(
             lr=lr_high,
             lr_low=lr_low,
             schedule="pre_swa",
-            momentum=0.0,
-            weight_decay=0.0,
-            batch_size=prob.batch_size,
-            seed=seed,
-            progress=prob.progress,
-            checkpoint=partial,
-            checkpoint_every=_CHECKPOINT_EVERY,
             callback=at_mark,
+            **prob.run_options(seed, partial),
         )
         params = {n: p.detach() for n, p in net.named_parameters()}
         doc = {
@@ -154,7 +149,7 @@ def pre_sgd(
             "convergence": convergence_check(prob.train_obj, params, at90["loss"], res.history["loss"]),
             "seconds": float(res.seconds),
         }
-        store.save(name, doc, _state(net))
+        store.save(name, doc, copy_state(net, cpu=True))
         partial.unlink(missing_ok=True)
         mark_file.unlink(missing_ok=True)
     return doc, store.load_weights(name), {"final": store.weights_path(name)}
@@ -188,7 +183,7 @@ def swa_run(
     doc = store.load(name)
     if doc is None:
         net = prob.network(seed, start)
-        partial = _partial(store, name)
+        partial = partial_path(store.root, name)
         res = swa_rounds(
             net,
             prob.train_xy,
@@ -196,15 +191,9 @@ def swa_run(
             n=n,
             c=cycle,
             lr=rate,
-            momentum=0.0,
-            weight_decay=0.0,
-            batch_size=prob.batch_size,
-            seed=seed,
-            progress=prob.progress,
-            checkpoint=partial,
-            checkpoint_every=_CHECKPOINT_EVERY,
+            **prob.run_options(seed, partial),
         )
-        average = _state(net)
+        average = copy_state(net, cpu=True)
         doc = {
             **prob.evaluate(average),
             "iterations": int(res.iterations),
@@ -218,13 +207,12 @@ def swa_run(
         if k == 1:
             # SGD continued for the same n iterations at the same rate is this run's last iterate (its last
             # sample, taken at iteration n): the same-budget baseline costs no extra training
-            last = {**average, **{key: v.detach().cpu().clone() for key, v in res.samples[-1].items()}}
+            last = _with_sample(average, res.samples[-1])
             doc["last"] = prob.evaluate(last)
             picks = [0, len(res.samples) // 2, len(res.samples) - 1]
             doc["plane_samples"] = picks
             for i, j in enumerate(picks):
-                sample = {**average, **{key: v.detach().cpu().clone() for key, v in res.samples[j].items()}}
-                store.save(f"{name}-sample{i}", {"index": j}, sample)
+                store.save(f"{name}-sample{i}", {"index": j}, _with_sample(average, res.samples[j]))
             store.save(f"{name}-last", {"of": name}, last)
         store.save(name, doc, average)
         partial.unlink(missing_ok=True)
