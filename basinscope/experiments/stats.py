@@ -44,6 +44,23 @@ class Interval:
         return f"{m:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
 
 
+def _paired(
+    a: Sequence[float], b: Sequence[float], level: float, *, least: int, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` as float64 arrays, checked: ``level`` in (0, 1), one finite value per seed on each side
+    and at least ``least`` of them (``what`` names them in the error)."""
+    if not (isinstance(level, float) and 0.0 < level < 1.0):
+        fail("level", "a float in (0, 1)", level)
+    a_, b_ = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a_.ndim != 1 or a_.shape != b_.shape:
+        fail("b", f"one value per seed, as many as a ({a_.size})", f"{b_.size} values")
+    if a_.size < least:
+        fail("a", f"at least {least} {what}", f"{a_.size}")
+    if not (np.isfinite(a_).all() and np.isfinite(b_).all()):
+        fail("a", "finite values (drop diverged seeds from both sides first)", "a non-finite value", raw=True)
+    return a_, b_
+
+
 def paired_difference(
     a: Sequence[float], b: Sequence[float], *, level: float = 0.95, method: str = "t", seed: int = 0
 ) -> Interval:
@@ -61,15 +78,7 @@ def paired_difference(
         (1.3333, 3)
     """
     check_choice("method", method, ("t", "bootstrap"))
-    if not (isinstance(level, float) and 0.0 < level < 1.0):
-        fail("level", "a float in (0, 1)", level)
-    a_, b_ = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a_.ndim != 1 or a_.shape != b_.shape:
-        fail("b", f"one value per seed, as many as a ({a_.size})", f"{b_.size} values")
-    if a_.size < 2:
-        fail("a", "at least 2 paired values (seeds)", f"{a_.size}")
-    if not (np.isfinite(a_).all() and np.isfinite(b_).all()):
-        fail("a", "finite values (drop diverged seeds from both sides first)", "a non-finite value", raw=True)
+    a_, b_ = _paired(a, b, level, least=2, what="paired values (seeds)")
     d = a_ - b_
     n, mean = d.size, float(d.mean())
     if method == "t":
@@ -99,15 +108,7 @@ def spread_difference(
         >>> round(iv.mean, 4), iv.method
         (1.1619, 'bootstrap')
     """
-    if not (isinstance(level, float) and 0.0 < level < 1.0):
-        fail("level", "a float in (0, 1)", level)
-    a_, b_ = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a_.ndim != 1 or a_.shape != b_.shape:
-        fail("b", f"one value per seed, as many as a ({a_.size})", f"{b_.size} values")
-    if a_.size < 3:
-        fail("a", "at least 3 paired values (seeds) for a spread", f"{a_.size}")
-    if not (np.isfinite(a_).all() and np.isfinite(b_).all()):
-        fail("a", "finite values (drop diverged seeds from both sides first)", "a non-finite value", raw=True)
+    a_, b_ = _paired(a, b, level, least=3, what="paired values (seeds) for a spread")
     n = a_.size
     mean = float(a_.std(ddof=1) - b_.std(ddof=1))
     idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
