@@ -150,6 +150,19 @@ def _center(obj: Objective, trajectory: Any, final: Any, n: int):
     return center_point(obj, trajectory[-1] if final is None else final, n)
 
 
+def _settings(pcs: PCADirections, centered: bool, margin: float, **grid: Any) -> dict[str, Any]:
+    """The result's settings: the directions' explained variance and iterate count, ``centered``, ``grid``
+    (``resolution`` of a plane) and ``margin``, in the order the results have always listed them."""
+    return {
+        "directions": "pca",
+        "explained_variance_ratio": pcs.explained_variance_ratio,
+        "iterates": pcs.settings["iterates"],
+        "centered": bool(centered),
+        **grid,
+        "margin": margin,
+    }
+
+
 def pca_line(
     obj: Objective,
     trajectory: Sequence[Mapping[str, torch.Tensor]],
@@ -189,13 +202,7 @@ def pca_line(
     t = line_coordinates(ts, (-1.0, 1.0, 41), (0.0,))
     if not (t == 0.0).any():
         fail("ts", "coordinates that include 0 (the final point)", "none at it", raw=True)
-    settings = {
-        "directions": "pca",
-        "explained_variance_ratio": pcs.explained_variance_ratio,
-        "iterates": pcs.settings["iterates"],
-        "centered": bool(centered),
-        "margin": margin,
-    }
+    settings = _settings(pcs, centered, margin)
     return slice_line(
         obj,
         theta,
@@ -261,14 +268,7 @@ def pca_plane(
     proj = pcs.projections
     path = proj if (proj[-1] == 0.0).all() else np.concatenate([proj, np.zeros((1, 2))])  # ends at the final point
     alphas, betas = _axis(proj[:, 0], margin, nx), _axis(proj[:, 1], margin, ny)
-    settings = {
-        "directions": "pca",
-        "explained_variance_ratio": pcs.explained_variance_ratio,
-        "iterates": pcs.settings["iterates"],
-        "centered": bool(centered),
-        "resolution": [nx, ny],
-        "margin": margin,
-    }
+    settings = _settings(pcs, centered, margin, resolution=[nx, ny])
     return slice_plane(
         obj,
         theta,
