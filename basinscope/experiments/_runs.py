@@ -126,7 +126,7 @@ class RunStore:
         try:
             res = self._train(spec, model, train_data, ckpt, progress=progress)
         except NonFiniteLossError:
-            doc = {"diverged": True, "iterations": None, "grad_calls": None}
+            doc = _diverged()
             store.save(name, doc)
             ckpt.unlink(missing_ok=True)
             return doc
@@ -192,12 +192,12 @@ class RunStore:
         points: dict[str, Any] = {}
         for b in budgets:
             if not snap[b].is_file():
-                points[str(b)] = {"diverged": True, "iterations": None, "grad_calls": None}
+                points[str(b)] = _diverged()
                 continue
             state = load_state_dict(snap[b])
             meta = load_checkpoint_meta(snap[b])
             if not _finite(state):
-                points[str(b)] = {"diverged": True, "iterations": None, "grad_calls": None}
+                points[str(b)] = _diverged()
                 continue
             model.load_state_dict(state)
             d = {"diverged": False, "iterations": int(meta["iterations"]), "grad_calls": int(meta["grad_calls"])}
@@ -208,6 +208,11 @@ class RunStore:
         store.save(name, doc)
         shutil.rmtree(folder, ignore_errors=True)
         return doc
+
+
+def _diverged() -> dict[str, Any]:
+    """The document of a run (or ladder point) whose loss became non-finite."""
+    return {"diverged": True, "iterations": None, "grad_calls": None}
 
 
 def _metrics(model: nn.Module, train_data: Data, test_data: Data) -> dict[str, Any]:
