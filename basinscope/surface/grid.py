@@ -227,10 +227,8 @@ def evaluate_points(
         )
         saver = SurfaceStore(store, fingerprint=fp, n_points=n_points, columns=list(COLUMNS), rank=store_rank)
         done, values = saver.open()
-        if on:
+        if on or data_parallel:
             D.barrier(obj.device)  # every rank has read the same parts before anyone writes
-        elif data_parallel:
-            D.barrier(obj.device)
     loaded = done.copy()
     todo = np.flatnonzero(~done)[rank::world]
     new_mask = np.zeros(n_points, dtype=bool)
