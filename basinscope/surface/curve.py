@@ -118,8 +118,9 @@ class CurveResult(Result):
 
 
 def _ts(ts: Any, n: int) -> np.ndarray:
+    """The t's: ``ts`` checked (in [0, 1], with both ends), or ``n`` (checked) evenly spaced on [0, 1]."""
     if ts is None:
-        return np.linspace(0.0, 1.0, n)
+        return np.linspace(0.0, 1.0, check_int("points", n, minimum=2))
     try:
         t = np.asarray(ts.detach().cpu() if isinstance(ts, torch.Tensor) else ts, dtype=np.float64)
     except (TypeError, ValueError):
@@ -197,8 +198,6 @@ def evaluate_curve(
     if kind not in CURVE_KINDS:
         fail("kind", "one of " + ", ".join(map(repr, CURVE_KINDS)), kind)
     labels = check_labels(labels, 2)
-    if ts is None:
-        check_int("points", points, minimum=2)
     t = _ts(ts, points)
     t0 = time.perf_counter()
     w1, w2 = _weights(obj, start, end)
@@ -317,8 +316,6 @@ def curve(
     """
     check_type("obj", obj, Objective, "an Objective")
     w1, w2 = _weights(obj, start, end)
-    if ts is None:
-        check_int("points", points, minimum=2)
     _ts(ts, points)  # bad coordinates fail before the fit
     fit = fit_curve(
         obj,
@@ -331,7 +328,7 @@ def curve(
         momentum=momentum,
         weight_decay=weight_decay,
         seed=seed,
-        checkpoint=None if store is None else _store(store, "fit.pt"),
+        checkpoint=_store(store, "fit.pt"),
         checkpoint_every=checkpoint_every,
         progress=progress,
     )
