@@ -103,9 +103,8 @@ def pca_directions(
     else:
         (last,), _ = prepare_states(obj, [("final", final)])
     keys = obj.names
-    rows = torch.stack(
-        [P.flatten({k: (w[k].to(torch.float64) - last[k].to(torch.float64)) for k in keys}) for w in iterates]
-    )
+    last64 = {k: last[k].to(torch.float64) for k in keys}
+    rows = torch.stack([P.flatten({k: w[k].to(torch.float64) - last64[k] for k in keys}) for w in iterates])
     x = rows - rows.mean(dim=0, keepdim=True) if centered else rows
     _, s, vh = torch.linalg.svd(x, full_matrices=False)
     scale = float(s[0]) if s.numel() else 0.0
@@ -125,10 +124,8 @@ def pca_directions(
             proj[:, i] = -proj[:, i]
     ratio = (s**2 / (s**2).sum()).tolist()
     like = iterates[0]
-    directions = [
-        {k: v.to(like[k].dtype) for k, v in P.unflatten(d, {k: like[k].to(torch.float64) for k in keys}).items()}
-        for d in dirs
-    ]
+    shapes = {k: like[k] for k in keys}  # unflatten takes only the shapes (and key order)
+    directions = [{k: v.to(like[k].dtype) for k, v in P.unflatten(d, shapes).items()} for d in dirs]
     return PCADirections(
         directions=directions,
         explained_variance_ratio=ratio[:n],
