@@ -22,7 +22,6 @@ import torch
 
 from .. import params as P
 from .._checks import check_positive, check_type, fail
-from .._state import preserve_state
 from ..hessian.eigen import top_eigenvalues
 from ..hessian.results import EigenResult
 from ..objective import Objective
@@ -69,8 +68,7 @@ def hessian_directions(
         if bad in eigen_kw:
             fail(bad, "not given (hessian_directions sets it)", eigen_kw[bad])
     theta, _ = center_point(obj, center, n)
-    with preserve_state(obj.model):
-        eig = top_eigenvalues(obj, k=n, params=theta, which="largest", **eigen_kw)
+    eig = top_eigenvalues(obj, k=n, params=theta, which="largest", **eigen_kw)  # restores the model itself
     vectors = [_fix_sign(v) for v in eig.eigenvectors]
     return vectors, eig
 
