@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from ..experiments._run_files import metrics_doc
 from ..objective import Objective
 from .config import DemoConfig
 
@@ -21,13 +22,7 @@ def evaluate_solution(
 ) -> dict[str, float]:
     """Test and training accuracy and loss at ``params`` (what every seed's solution gets)."""
     te = test.evaluate(params, buffers=buffers)
-    tr = obj.evaluate(params, buffers=buffers)
-    return {
-        "test_accuracy": te["accuracy"],
-        "test_loss": te["loss"],
-        "train_accuracy": tr["accuracy"],
-        "train_loss": tr["loss"],
-    }
+    return metrics_doc(te, obj.evaluate(params, buffers=buffers))
 
 
 def measure_solution(

@@ -179,7 +179,8 @@ class RunStore:
                 save_checkpoint(
                     prev["state"], snap[b], meta={"iterations": prev["iterations"], "grad_calls": prev["grad_calls"]}
                 )
-            prev.update(state=copy_state(model), iterations=it, grad_calls=info["spent"])
+            if pending:  # past the last smaller budget nothing reads the previous state: no copy per step
+                prev.update(state=copy_state(model), iterations=it, grad_calls=info["spent"])
 
         diverged = False
         try:

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import style
 from .result import ExperimentResult
+from .stats import t_half_width
 
 __all__ = ["accuracy_vs_budget", "mean_interval", "table2_bars"]
 
@@ -22,10 +23,7 @@ def mean_interval(values: Sequence[float | None], level: float = 0.95) -> tuple[
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
     if v.size < 2:
         return (float(v.mean()) if v.size else float("nan")), float("nan")
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1)) * float(v.std(ddof=1)) / math.sqrt(v.size)
-    return float(v.mean()), half
+    return float(v.mean()), t_half_width(v, level)
 
 
 def _chance_filled(row: dict[str, list], classes: int = 10) -> list[float]:

@@ -213,10 +213,7 @@ def _convergence(salr: dict[str, dict[str, list]], budgets: Sequence[int]) -> di
 
 def _sharpness(r: _Runner, model: str, spec: dict[str, Any], point: str) -> float:
     """Ŝ of Definition 1 at the run's saved weights, full training set, eval mode (stored beside the run)."""
-    from ..demo.stages import StageStore
-    from ._runs import fingerprint
-
-    store = StageStore(r.store.root, fingerprint(spec))
+    store = r.store._store(spec)  # the run's own stage store: same root and fingerprint as its weights
     key = f"{run_name(spec)}@{point}/sharpness_g{PAPER['gamma']}_n{PAPER['n_descent']}-{PAPER['n_ascent']}"
     doc = store.load(key)
     if doc is None:

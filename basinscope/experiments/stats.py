@@ -22,7 +22,7 @@ import numpy as np
 
 from .._checks import check_choice, fail
 
-__all__ = ["Interval", "paired_difference", "spread_difference", "verdict"]
+__all__ = ["Interval", "paired_difference", "spread_difference", "t_half_width", "verdict"]
 
 VERDICTS = ("reproduces", "contradicts", "inconclusive")
 
@@ -61,6 +61,15 @@ def _paired(
     return a_, b_
 
 
+def t_half_width(values: np.ndarray, level: float = 0.95) -> float:
+    """Half-width t_{(1+level)/2, n−1} · sd / √n of the Student t interval of the mean of ``values`` (n ≥ 2; sd
+    with n − 1)."""
+    from scipy import stats
+
+    n = values.size
+    return float(stats.t.ppf(0.5 + level / 2, n - 1)) * float(values.std(ddof=1)) / math.sqrt(n)
+
+
 def paired_difference(
     a: Sequence[float], b: Sequence[float], *, level: float = 0.95, method: str = "t", seed: int = 0
 ) -> Interval:
@@ -82,10 +91,7 @@ def paired_difference(
     d = a_ - b_
     n, mean = d.size, float(d.mean())
     if method == "t":
-        from scipy import stats
-
-        sd = float(d.std(ddof=1))
-        half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+        half = t_half_width(d, level)
         return Interval(mean, mean - half, mean + half, n, level, "t")
     rng = np.random.default_rng(seed)
     means = d[rng.integers(0, n, size=(10_000, n))].mean(axis=1)

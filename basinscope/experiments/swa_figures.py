@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +14,11 @@ import numpy as np
 
 from . import register_figures
 from .result import ExperimentResult
+from .stats import t_half_width
 
 __all__ = ["accuracy_figure", "line_figure", "samples_figure"]
 
 _LABELS = {"sgd": "SGD", "sgd-continued": "SGD,\nsame budget", "swa": "SWA", "dswa": "DSWA", "tswa": "TSWA"}
-
-
-def _t_half(values: np.ndarray) -> float:
-    from scipy import stats
-
-    n = values.size
-    return float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
 
 
 def accuracy_figure(result: ExperimentResult):
@@ -43,7 +36,8 @@ def accuracy_figure(result: ExperimentResult):
             v = np.asarray(table[rate][m], dtype=np.float64)
             jitter = np.linspace(-0.12, 0.12, v.size) if v.size > 1 else np.zeros(1)
             ax.plot(i + jitter, v, "o", ms=3.5, color="0.55", zorder=2)
-            ax.errorbar([i], [v.mean()], yerr=[_t_half(v)], fmt="s", ms=6, color="C0", capsize=4, zorder=3)
+            half = t_half_width(v) if v.size > 1 else 0.0
+            ax.errorbar([i], [v.mean()], yerr=[half], fmt="s", ms=6, color="C0", capsize=4, zorder=3)
         ax.set_title(f"SWA phase at rate {rate}" + (f", n = {n_of[rate]}" if rate in n_of else ""))
         ax.set_ylabel("test accuracy, %")
     style.finish(fig)
