@@ -323,6 +323,15 @@ class Objective:
         named = dict(self.model.named_parameters())
         return {n: named[n] for n in self._names}
 
+    def _select_batch(self, batch: int | Batch) -> Batch:
+        """One batch: an index into :attr:`batches` or an ``(inputs, targets)`` pair (checked, moved to the device)."""
+        if isinstance(batch, int) and not isinstance(batch, bool):
+            bl = self.batches
+            if not 0 <= batch < len(bl):
+                fail("batch", f"an index in [0, {len(bl) - 1}] or an (inputs, targets) pair", batch)
+            return bl[batch]
+        return self._to_device(_check_batch(0, batch))
+
     def _resolve(self, params: Mapping[str, torch.Tensor] | None, arg: str = "params") -> P.Params:
         if params is None:
             ref = self._reference()
@@ -519,13 +528,7 @@ class Objective:
             )
         if self.mode != "eval":
             fail("mode", "'eval' for per-example gradients", self.mode)
-        if isinstance(batch, int) and not isinstance(batch, bool):
-            bl = self.batches
-            if not 0 <= batch < len(bl):
-                fail("batch", f"an index in [0, {len(bl) - 1}] or an (inputs, targets) pair", batch)
-            x, y = bl[batch]
-        else:
-            x, y = self._to_device(_check_batch(0, batch))
+        x, y = self._select_batch(batch)
         p = self._resolve(params)
         bufs = self._buffers(buffers)
         if not self._checked:  # the same checks as a first pass, on this batch (one forward, not counted)

@@ -30,7 +30,7 @@ from .._checks import check_int, check_positive, fail
 from .._state import preserve_state
 from ..objective import Objective
 from ._resume import LanczosCheckpoint
-from .eigen import _Null, _progress, resolve_basis_dtype
+from .eigen import _distributed_seed, _Null, _progress, resolve_basis_dtype
 from .hvp import HessianOperator
 from .lanczos import LanczosRuns, ritz
 from .results import DensityResult
@@ -121,9 +121,7 @@ def density(
     check_int("n_runs", n_runs, minimum=1)
     check_int("n_iter", n_iter, minimum=1)
     check_int("seed", seed, minimum=0)
-    seed = obj.common_seed(seed)  # rank 0's probes on every rank of a distributed objective
-    if obj.distributed and backend == "pyhessian":
-        fail("backend", "'native' with a distributed objective (PyHessian evaluates one process's data)", backend)
+    seed = _distributed_seed(obj, seed, backend)
     if sigma is not None:
         check_positive("sigma", sigma)
     op = HessianOperator(obj, params, layers=layers, graph=graph)

@@ -72,6 +72,15 @@ def _error_estimates(theta: torch.Tensor, res: torch.Tensor) -> torch.Tensor:
     return torch.minimum(res, quad)
 
 
+def _distributed_seed(obj: Objective, seed: int, backend: str) -> int:
+    """Rank 0's ``seed`` on every rank of a distributed objective (the same random probes everywhere); the
+    PyHessian backend is refused there (it evaluates one process's data)."""
+    seed = obj.common_seed(seed)
+    if obj.distributed and backend == "pyhessian":
+        fail("backend", "'native' with a distributed objective (PyHessian evaluates one process's data)", backend)
+    return seed
+
+
 def _progress(enabled: bool, total: int, desc: str):
     """A bar over ``total`` HVPs (:func:`basinscope._progress.progress`), or ``None`` when hidden."""
     from .._progress import progress, showing
@@ -262,9 +271,7 @@ def top_eigenvalues(
     check_choice("backend", backend, ("native", "pyhessian"))
     check_int("k", k, minimum=1)
     check_int("seed", seed, minimum=0)
-    seed = obj.common_seed(seed)  # rank 0's probes on every rank of a distributed objective
-    if obj.distributed and backend == "pyhessian":
-        fail("backend", "'native' with a distributed objective (PyHessian evaluates one process's data)", backend)
+    seed = _distributed_seed(obj, seed, backend)
     check_choice("start", start, ("auto", "gradient", "random"))
     op = HessianOperator(obj, params, layers=layers, graph=graph)
     if start == "auto":

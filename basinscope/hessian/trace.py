@@ -27,7 +27,7 @@ from .._checks import check_choice, check_int, fail
 from .._state import preserve_state
 from ..objective import Objective
 from ._resume import ProductCheckpoint
-from .eigen import _Null, _progress
+from .eigen import _distributed_seed, _Null, _progress
 from .hvp import HessianOperator
 from .results import TraceResult
 
@@ -124,9 +124,7 @@ def trace(
     check_choice("backend", backend, ("native", "pyhessian"))
     check_int("n_samples", n_samples, minimum=3 if method == "hutch++" else 1)
     check_int("seed", seed, minimum=0)
-    seed = obj.common_seed(seed)  # rank 0's probes on every rank of a distributed objective
-    if obj.distributed and backend == "pyhessian":
-        fail("backend", "'native' with a distributed objective (PyHessian evaluates one process's data)", backend)
+    seed = _distributed_seed(obj, seed, backend)
     check_int("block_size", block_size, minimum=1)
     op = HessianOperator(obj, params, layers=layers, graph=graph)
     settings = {"n_samples": n_samples, "seed": seed, "layers": op.names if layers else None, "graph": op.graph}

@@ -109,14 +109,14 @@ class SALR:
             variant's own (``"paper"`` True, ``"released"`` False).
         probe_eval_mode: leave the model in eval mode after each probe (the released script's side effect;
             the runner puts it back in train mode at every epoch start). Default False: the mode is restored.
-
-    The per-step path has no host synchronization with a tensor-rate optimizer (this package's SGD/Adam), in
-    both variants: the walk, Ŝ, the percentiles (``torch.nanquantile`` on the device) and the rate stay
-    device tensors.
         distributed: replace each Ŝ_k (measured or given) by its sample-weighted mean over the ranks of the default
             process group (:meth:`reduce_sharpness`), so every rank uses the same rate. ``None`` (default):
             when ``model`` is wrapped in ``DistributedDataParallel`` (:mod:`basinscope.optim.ddp`). Needs
             ``restore_walk=True`` (each rank walks on its own part of the minibatch, so the walks end apart).
+
+    The per-step path has no host synchronization with a tensor-rate optimizer (this package's SGD/Adam), in
+    both variants: the walk, Ŝ, the percentiles (``torch.nanquantile`` on the device) and the rate stay
+    device tensors.
     """
 
     def __init__(

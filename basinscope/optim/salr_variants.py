@@ -22,7 +22,7 @@ from typing import Any
 
 from .._checks import check_choice, check_int, check_positive, check_type, fail
 from ..sharpness.clamped_walk import check_walk_settings
-from ..sharpness.stochastic import NORMALIZE, check_probe_settings
+from ..sharpness.stochastic import NORMALIZE, check_probe_settings, check_probe_steps
 from .salr_rule import check_band
 
 __all__ = ["PAPER_ONLY", "RELEASED_ONLY", "VARIANTS", "VARIANT_DEFAULTS", "resolve_salr_options"]
@@ -75,10 +75,7 @@ def resolve_salr_options(
     else:
         o["walk_lr"], o["walk_clamp"] = check_walk_settings(o["walk_lr"], o["walk_clamp"])
         o["band"] = check_band(o["band"])
-        n_descent = check_int("n_descent", n_descent, minimum=0)
-        n_ascent = check_int("n_ascent", n_ascent, minimum=0)
-        if n_descent + n_ascent == 0:
-            fail("n_descent + n_ascent", "at least one step", 0)
+        n_descent, n_ascent = check_probe_steps(n_descent, n_ascent)
         lo = o["min_ratio"]
         if isinstance(lo, bool) or not isinstance(lo, (int, float)) or math.isnan(lo):
             fail("min_ratio", "a number (-inf for no lower bound)", lo)

@@ -9,9 +9,9 @@ from typing import Any
 import torch
 
 from .. import params as P
-from .._checks import check_finite_tensor, check_type, fail
+from .._checks import check_finite_tensor, check_type
 from .._state import preserve_modes, preserve_state
-from ..objective import Objective, _check_batch
+from ..objective import Objective
 
 __all__ = [
     "checked_objective",
@@ -47,13 +47,8 @@ def model_modes(model: torch.nn.Module | None) -> contextlib.AbstractContextMana
 
 def select_batch(obj: Objective, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """The minibatch ``batch`` of ``obj``: an index into ``obj.batches`` or an ``(inputs, targets)`` pair (checked,
-    moved to the objective's device)."""
-    if isinstance(batch, int) and not isinstance(batch, bool):
-        bl = obj.batches
-        if not 0 <= batch < len(bl):
-            fail("batch", f"an index in [0, {len(bl) - 1}] or an (inputs, targets) pair", batch)
-        return bl[batch]
-    return obj._to_device(_check_batch(0, batch))
+    moved to the objective's device; :meth:`Objective.per_example_grads` takes its batch the same way)."""
+    return obj._select_batch(batch)
 
 
 def start_point(obj: Objective, params: Mapping[str, torch.Tensor] | None) -> P.Params:

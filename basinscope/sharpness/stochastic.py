@@ -170,13 +170,19 @@ def probe_kernel(
     return ProbeOutput(f_high - f_low, f_high, f_low, high, low)
 
 
-def check_probe_settings(gamma: float, n_descent: int, n_ascent: int, normalize: str) -> tuple[float, int, int, str]:
-    """Validate the probe's hyperparameters (shared with the SALR optimizers)."""
-    gamma = check_positive("gamma", gamma)
+def check_probe_steps(n_descent: int, n_ascent: int) -> tuple[int, int]:
+    """Validate the probe's step counts (ints >= 0, at least one step); shared with the released SALR rule."""
     n_descent = check_int("n_descent", n_descent, minimum=0)
     n_ascent = check_int("n_ascent", n_ascent, minimum=0)
     if n_descent + n_ascent == 0:
         fail("n_descent + n_ascent", "at least one step", 0)
+    return n_descent, n_ascent
+
+
+def check_probe_settings(gamma: float, n_descent: int, n_ascent: int, normalize: str) -> tuple[float, int, int, str]:
+    """Validate the probe's hyperparameters (shared with the SALR optimizers)."""
+    gamma = check_positive("gamma", gamma)
+    n_descent, n_ascent = check_probe_steps(n_descent, n_ascent)
     normalize = check_choice("normalize", normalize, NORMALIZE)
     return gamma, n_descent, n_ascent, normalize
 
