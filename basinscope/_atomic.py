@@ -16,7 +16,14 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["atomic_output", "atomic_write_bytes", "atomic_write_files", "remove_stale_temporaries", "write_error"]
+__all__ = [
+    "atomic_output",
+    "atomic_write_bytes",
+    "atomic_write_files",
+    "file_in_the_way",
+    "remove_stale_temporaries",
+    "write_error",
+]
 
 
 def _umask() -> int:
@@ -80,13 +87,18 @@ _REASONS = {
 }
 
 
+def file_in_the_way(p: Path) -> Path | None:
+    """The first existing non-directory among ``p`` and its parents (``None`` when there is none)."""
+    return next((a for a in (p, *p.parents) if a.exists() and not a.is_dir()), None)
+
+
 def write_error(path: str | os.PathLike, e: OSError, *, name: str = "path") -> OSError:
     """A one-line error of the same class as ``e`` naming the argument ``name``, the file and the cause.
 
     ``errno`` is kept, so callers can still tell a full disk (``errno.ENOSPC``) apart.
     """
     p = Path(path)
-    blocker = next((a for a in p.parents if a.exists() and not a.is_dir()), None)
+    blocker = file_in_the_way(p.parent)
     reason = (
         f"'{blocker}' is a file, not a directory" if blocker is not None else _REASONS.get(e.errno or -1, "an error")
     )

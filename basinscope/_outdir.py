@@ -29,17 +29,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ._atomic import file_in_the_way, write_error
 from ._checks import fail
-from .results import write_error
 
 __all__ = ["MIN_FREE_BYTES", "check_out_dir", "output_dir", "remove_created"]
 
 MIN_FREE_BYTES = 1 << 20  # below 1 MiB free, not even a report page fits
-
-
-def _blocker(p: Path) -> Path | None:
-    """The first existing non-directory among ``p`` and its parents."""
-    return next((a for a in (p, *p.parents) if a.exists() and not a.is_dir()), None)
 
 
 def check_out_dir(path: str | os.PathLike, *, name: str = "--out") -> list[Path]:
@@ -50,7 +45,7 @@ def check_out_dir(path: str | os.PathLike, *, name: str = "--out") -> list[Path]
         OSError: a read-only or full file system, or no permission to write (one line naming ``name``).
     """
     p = Path(path)
-    blocker = _blocker(p)
+    blocker = file_in_the_way(p)
     if blocker == p:
         fail(name, "a directory to write into", f"the existing file '{p}'", raw=True)
     if blocker is not None:

@@ -63,7 +63,7 @@ def _item_hint(hint: Any, index: int | None = None) -> Any:
         return inner[0] if len(inner) == 1 else Any
     if not args:
         return Any
-    if origin in (dict, Mapping) or (isinstance(origin, type) and issubclass(origin, Mapping)):
+    if isinstance(origin, type) and issubclass(origin, Mapping):
         return args[-1]
     if origin is tuple and index is not None and len(args) > index and args[-1] is not Ellipsis:
         return args[index]
@@ -118,8 +118,6 @@ def _mismatch(value: Any, hint: Any) -> str | None:
         return None if ok else _describe(value)
     if hint is int:
         return None if isinstance(value, int) and not isinstance(value, bool) else _describe(value)
-    if hint in (str, bool):
-        return None if isinstance(value, hint) else _describe(value)
     if origin is None and isinstance(hint, type):
         return None if isinstance(value, hint) else _describe(value)
     if origin is not None and isinstance(origin, type) and issubclass(origin, Mapping):

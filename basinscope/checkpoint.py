@@ -116,10 +116,6 @@ def _corrupt(what: str, p: Path, e: BaseException) -> ValueError:
     )
 
 
-def _read(path: str | os.PathLike, map_location: Any, what: str = "checkpoint") -> Any:
-    return load_weights_only(path, map_location=map_location, what=what)
-
-
 def _unwrap(obj: Any, path: str | os.PathLike, what: str = "checkpoint") -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping):
         for key in _CONTAINER_KEYS:
@@ -159,12 +155,12 @@ def load_state_dict(
         ValueError: the file needs pickled code (refused, nothing executed), is not a torch file, or holds no
             state_dict.
     """
-    return _unwrap(_read(path, map_location, what), path, what)
+    return _unwrap(load_weights_only(path, map_location=map_location, what=what), path, what)
 
 
 def load_checkpoint_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The ``"meta"`` entry written by :func:`save_checkpoint` (``{}`` when absent); loaded weights-only."""
-    obj = _read(path, "cpu")
+    obj = load_weights_only(path, map_location="cpu")
     meta = obj.get("meta") if isinstance(obj, Mapping) else None
     return dict(meta) if isinstance(meta, Mapping) else {}
 

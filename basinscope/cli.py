@@ -253,17 +253,14 @@ def _out_dir(args: argparse.Namespace) -> Iterator[None]:
     if out is None:
         yield
         return
-    from ._outdir import check_out_dir, remove_created
+    from ._outdir import output_dir
 
-    try:
-        created = check_out_dir(out, name="--out")
-    except OSError as e:
-        raise UsageError(str(e)) from None
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(output_dir(out, name="--out"))
+        except OSError as e:
+            raise UsageError(str(e)) from None
         yield
-    except BaseException:
-        remove_created(created)
-        raise
 
 
 @contextlib.contextmanager

@@ -291,11 +291,11 @@ def _load_field(name: str, kind: str, z: Any, values: dict[str, Any], nname: str
         return [params(f"{name}/{i}/") for i in range(int(kind.split(":", 1)[1]))]
     v = values[name]
     if kind == "cost":
-        costs = {f.name: f.type for f in dataclasses.fields(Cost)}
+        costs = field_types(Cost)  # the counters and their types, in field order
         if not isinstance(v, dict) or set(v) - set(costs):
             raise ValueError(f"path: expected field {name!r} to hold the counters {', '.join(costs)}, got {v!r:.80}")
         for k, x in v.items():
-            check_field("result", f"{name}.{k}", x, float if k == "seconds" else int)
+            check_field("result", f"{name}.{k}", x, costs[k])
         return Cost(**v)
     if kind == "param_files":
         ok = isinstance(v, dict) and isinstance(v.get("root"), str) and isinstance(v.get("names"), list)
