@@ -263,22 +263,6 @@ def _out_dir(args: argparse.Namespace) -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to ``n`` for the block, the previous number restored afterwards."""
-    if n is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
@@ -296,9 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         from ._progress import quiet
+        from ._threads import torch_threads
 
         # --quiet silences every bar made while the command runs, also those of code not told about it
-        with _threads(getattr(args, "threads", None)), quiet(getattr(args, "quiet", False)), _out_dir(args):
+        with torch_threads(getattr(args, "threads", None)), quiet(getattr(args, "quiet", False)), _out_dir(args):
             return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         _say(f"{PROG}: interrupted")

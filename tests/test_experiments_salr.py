@@ -185,3 +185,21 @@ def test_bad_size(tmp_path):
 
     with pytest.raises(ValueError, match=r"^size: expected one of"):
         salr_budget(seeds=[0, 1], size="huge", out_dir=tmp_path / "x", progress=False)
+
+
+@pytest.mark.parametrize("name", ["salr_budget", "salr_table2"])
+def test_thread_count_restored_when_the_experiment_fails_to_start(name, tmp_path, monkeypatch):
+    from basinscope.experiments import salr as salr_mod
+
+    def refuse(*args, **kwargs):
+        raise OSError("no data here")
+
+    monkeypatch.setattr(salr_mod, "_Runner", refuse)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(OSError, match="no data here"):
+            getattr(salr_mod, name)(seeds=[0, 1], size="quick", out_dir=tmp_path, progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

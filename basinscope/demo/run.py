@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .._progress import progress as progress_bar
+from .._threads import torch_threads
 from ..objective import Objective
 from .config import DemoConfig
 from .measure import measure_solution
@@ -72,12 +73,8 @@ def run_demo(
         'inconclusive'
     """
     cfg = config if config is not None else (DemoConfig.quick() if quick else DemoConfig())
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         return _run(Path(out_dir), cfg, seed=seed, progress=progress, reuse=reuse)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(out: Path, cfg: DemoConfig, *, seed: int, progress: bool, reuse: bool) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _progress
+from .._threads import torch_threads
 from ..models import build_model
 from ..objective import Objective
 from ..sharpness import probe
@@ -134,13 +136,11 @@ def salr_budget(*, seeds: Sequence[int], size: str, out_dir: Path, progress: boo
     """SGD against SGD-SALR at equal gradient calls, at three budgets (SALR paper, Table I; see module doc)."""
     s = _check_size(size)
     t0 = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small networks: one thread is fastest and keeps a loaded machine usable
     total = len(s.models) * len(seeds) * (len(s.budgets) + len(LADDERS))
-    r = _Runner(size, out_dir, seeds, progress, total, "salr-budget")
     numbers: dict[str, Any] = {}
     claims: list[Claim] = []
-    try:
+    # small networks: one thread is fastest and keeps a loaded machine usable
+    with torch_threads(1), closing(_Runner(size, out_dir, seeds, progress, total, "salr-budget")) as r:
         for model in s.models:
             per: dict[str, dict[str, dict[str, list]]] = {lab: {} for lab in BUDGET_LABELS}
             for seed in r.seeds:
@@ -157,9 +157,6 @@ def salr_budget(*, seeds: Sequence[int], size: str, out_dir: Path, progress: boo
                 for b in s.budgets:
                     claims.append(_gain_claim(per, model, label, b, r.classes))
             numbers[model]["convergence"] = {lab: _convergence(per[lab], s.budgets) for lab in LADDERS}
-    finally:
-        r.close()
-        torch.set_num_threads(threads)
     settings = _settings(s, BUDGET_LABELS, s.budgets)
     return ExperimentResult(
         "salr-budget",
@@ -232,12 +229,10 @@ def salr_table2(*, seeds: Sequence[int], size: str, out_dir: Path, progress: boo
     """Ŝ of every method's final solution at equal gradient calls (SALR paper, Table II; see module doc)."""
     s = _check_size(size)
     t0 = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     model, b = s.models[0], s.table2_budget
-    r = _Runner(size, out_dir, seeds, progress, len(TABLE2_LABELS) * len(seeds), "salr-table2")
     rows: dict[str, dict[str, list]] = {}
-    try:
+    total = len(TABLE2_LABELS) * len(seeds)
+    with torch_threads(1), closing(_Runner(size, out_dir, seeds, progress, total, "salr-table2")) as r:
         for seed in r.seeds:
             for label in TABLE2_LABELS:
                 doc, spec, point = r.point(model, label, b, seed)
@@ -248,9 +243,6 @@ def salr_table2(*, seeds: Sequence[int], size: str, out_dir: Path, progress: boo
                 row["diverged"].append(doc["diverged"])
                 row["iterations"].append(doc.get("iterations"))
                 r.bar.update(1)
-    finally:
-        r.close()
-        torch.set_num_threads(threads)
     claims = [c for c in (_sharp_claim(rows, "SGD", b), _sharp_claim(rows, "SWA", b)) if c is not None]
     numbers = {
         "model": model,
