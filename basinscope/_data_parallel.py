@@ -26,6 +26,7 @@ __all__ = [
     "check_shards",
     "combine_bn_statistics",
     "rank_and_world",
+    "reduce_device",
     "require_group",
     "sum_",
 ]
@@ -55,8 +56,9 @@ def rank_and_world() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _reduce_device(t: torch.Tensor) -> torch.device:
-    return t.device if _dist().get_backend() == "nccl" else torch.device("cpu")
+def reduce_device(device: torch.device) -> torch.device:
+    """Where a tensor on ``device`` is all-reduced: ``device`` itself with nccl, the CPU with gloo."""
+    return device if _dist().get_backend() == "nccl" else torch.device("cpu")
 
 
 def sum_(tensors: Sequence[torch.Tensor]) -> None:
@@ -69,7 +71,7 @@ def sum_(tensors: Sequence[torch.Tensor]) -> None:
     for t in tensors:
         groups.setdefault(t.dtype, []).append(t)
     for group in groups.values():
-        device = _reduce_device(group[0])
+        device = reduce_device(group[0].device)
         flat = torch.cat([t.reshape(-1).to(device) for t in group])
         _dist().all_reduce(flat)
         for t, piece in zip(group, torch.split(flat, [t.numel() for t in group])):

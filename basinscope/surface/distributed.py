@@ -21,6 +21,8 @@ import os
 import numpy as np
 import torch
 
+from .. import _data_parallel as DP
+
 __all__ = ["active", "barrier", "rank_and_world", "shutdown", "sum_across"]
 
 
@@ -51,26 +53,19 @@ def active(device: torch.device, enabled: bool | None = None) -> bool:
 
 def rank_and_world(on: bool) -> tuple[int, int]:
     """(rank, world size); ``(0, 1)`` when not distributed."""
-    if not on:
-        return 0, 1
-    dist = _dist()
-    return dist.get_rank(), dist.get_world_size()
-
-
-def _reduce_device(device: torch.device) -> torch.device:
-    return device if _dist().get_backend() == "nccl" else torch.device("cpu")
+    return DP.rank_and_world() if on else (0, 1)
 
 
 def sum_across(values: np.ndarray, device: torch.device) -> np.ndarray:
     """Element-wise sum over ranks (float64, one ``all_reduce``)."""
-    t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64)).to(_reduce_device(device))
+    t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64)).to(DP.reduce_device(device))
     _dist().all_reduce(t)
     return t.cpu().numpy()
 
 
 def barrier(device: torch.device) -> None:
     """All ranks wait here (a tiny ``all_reduce``, which works on every backend)."""
-    t = torch.zeros(1, device=_reduce_device(device))
+    t = torch.zeros(1, device=DP.reduce_device(device))
     _dist().all_reduce(t)
 
 
