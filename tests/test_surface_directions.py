@@ -166,6 +166,9 @@ def test_pca_line_marks_the_final_point_and_the_start():
     "call, pattern",
     [
         (lambda o, t: hessian_directions(o, 3), r"^n: expected 1 \(a line\) or 2 \(a plane\)"),
+        (lambda o, t: hessian_directions(o, True), r"^n: expected 1 \(a line\) or 2 \(a plane\), got True"),
+        (lambda o, t: hessian_line("x"), r"^obj: expected an Objective"),
+        (lambda o, t: hessian_plane("x"), r"^obj: expected an Objective"),
         (lambda o, t: hessian_directions(o, 2, k=4), r"^k: expected not given"),
         (lambda o, t: hessian_plane(o, span=0), r"^span: expected"),
         (lambda o, t: pca_directions(o, t[:1]), r"^trajectory: expected at least two iterates"),
@@ -176,7 +179,21 @@ def test_pca_line_marks_the_final_point_and_the_start():
         (lambda o, t: pca_plane(o, t, margin=-1), r"^margin: expected"),
         (lambda o, t: pca_line(o, t, ts=[0.5, 1.0]), r"^ts: expected coordinates that include 0"),
     ],
-    ids=["n", "k", "span", "one-iterate", "not-a-list", "all-equal", "two-iterates", "bad-keys", "margin", "ts"],
+    ids=[
+        "n",
+        "n-bool",
+        "line-obj",
+        "plane-obj",
+        "k",
+        "span",
+        "one-iterate",
+        "not-a-list",
+        "all-equal",
+        "two-iterates",
+        "bad-keys",
+        "margin",
+        "ts",
+    ],
 )
 def test_bad_input_gives_one_line_errors(call, pattern):
     model = _net(0)

@@ -62,7 +62,7 @@ def hessian_directions(
     check_type("obj", obj, Objective, "an Objective")
     if obj.is_function:
         fail("obj", "an Objective built from a model and data", "a function objective", raw=True)
-    if n not in (1, 2):
+    if n not in (1, 2) or isinstance(n, bool):
         fail("n", "1 (a line) or 2 (a plane)", n)
     for bad in ("k", "params", "which", "layers"):
         if bad in eigen_kw:
@@ -110,6 +110,7 @@ def hessian_line(
     Returns:
         :class:`Surface1D` of kind ``"hessian_line"``; ``settings["eigenvalues"]`` holds λ₁.
     """
+    check_type("obj", obj, Objective, "an Objective")
     span = check_positive("span", span)
     t = line_coordinates(ts, (-span, span, 41), (0.0,))
     theta, state = center_point(obj, center, 1)
@@ -170,6 +171,7 @@ def hessian_plane(
         >>> s.kind, s.shape, s.at_point("θ") == float(obj.loss())
         ('hessian_plane', (5, 5), True)
     """
+    check_type("obj", obj, Objective, "an Objective")
     span = check_positive("span", span)
     nx, ny = resolution_pair(resolution)
     theta, state = center_point(obj, center, 2)
