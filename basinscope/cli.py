@@ -250,7 +250,7 @@ def _out_dir(args: argparse.Namespace) -> Iterator[None]:
     """``--out`` checked before the command starts (an existing file, read-only, full: exit status 2); the
     directories created for it are removed again when the command fails before writing into them."""
     out = getattr(args, "out", None)
-    if out is None:
+    if out is None or getattr(args, "list", False):  # `reproduce --list` only prints
         yield
         return
     from ._outdir import output_dir

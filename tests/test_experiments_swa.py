@@ -169,8 +169,10 @@ def test_spread_difference_matches_a_plain_loop():
         spread_difference([1.0, 2.0, 3.0], [1.0, 2.0])
 
 
-def test_reproduce_list_and_bad_names(capsys):
+def test_reproduce_list_and_bad_names(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(["reproduce", "--list"]) == 0
+    assert list(tmp_path.iterdir()) == []  # --list only prints: no output folder is made
     listed = capsys.readouterr().out
     for name in NAMES:
         assert re.search(rf"^{name}\t", listed, flags=re.M)
