@@ -283,8 +283,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._threads import torch_threads
 
         # --quiet silences every bar made while the command runs, also those of code not told about it
-        with torch_threads(getattr(args, "threads", None)), quiet(getattr(args, "quiet", False)), _out_dir(args):
-            return _COMMANDS[args.command](args)
+        from .surface.distributed import release
+
+        try:
+            with torch_threads(getattr(args, "threads", None)), quiet(getattr(args, "quiet", False)), _out_dir(args):
+                return _COMMANDS[args.command](args)
+        finally:
+            release()  # a process group set up for this command is torn down while the interpreter is alive
     except KeyboardInterrupt:
         _say(f"{PROG}: interrupted")
         return 130

@@ -86,6 +86,7 @@ def worker(args: argparse.Namespace) -> None:
         }
         print(json.dumps(out), flush=True)
     if world > 1:
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 

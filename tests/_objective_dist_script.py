@@ -89,6 +89,7 @@ def main(out: str) -> None:
     except ValueError as exc:
         refused = str(exc)
     torch.save({"results": results, "refused": refused}, f"{out}/rank{rank}.pt")
+    torch.distributed.barrier()  # every rank is done with the group before it is destroyed
     torch.distributed.destroy_process_group()
 
 

@@ -13,6 +13,7 @@ and :func:`salr_reference` are the single-process runs over the concatenated bat
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import torch
@@ -101,14 +102,12 @@ def salr_reference() -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}, opt.rule.values()
 
 
-def main(out: str) -> None:
+def run(rank: int) -> dict:
+    """Both DDP runs of rank ``rank``; the DDP wrappers (which hold the process group) end with this call."""
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     from basinscope.optim.salr import SGDSALR
     from basinscope.optim.swa import WeightAverager, recompute_bn_
-
-    torch.distributed.init_process_group("gloo")
-    rank = torch.distributed.get_rank()
 
     ddp = DDP(bn_net().train())
     opt = torch.optim.SGD(ddp.parameters(), lr=LR, momentum=0.9)
@@ -137,10 +136,15 @@ def main(out: str) -> None:
 
         salr.step(closure, batch=(x, y))
     salr_state = {k: v.clone() for k, v in ddp.module.state_dict().items()}
-    torch.save(
-        {"swa": swa_state, "salr": salr_state, "sharpness": salr.rule.values(), "distributed": salr.distributed},
-        f"{out}/rank{rank}.pt",
-    )
+    return {"swa": swa_state, "salr": salr_state, "sharpness": salr.rule.values(), "distributed": salr.distributed}
+
+
+def main(out: str) -> None:
+    torch.distributed.init_process_group("gloo")
+    rank = torch.distributed.get_rank()
+    torch.save(run(rank), f"{out}/rank{rank}.pt")
+    gc.collect()  # the DDP wrappers are gone before the group: teardown happens while the interpreter is alive
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
 

@@ -105,3 +105,19 @@ def test_not_distributed_never_communicates(monkeypatch):
     obj = Objective(model, F.cross_entropy, batches)
     assert not obj.distributed and obj.local_samples == obj.num_samples == 40
     measure(obj, seed=3)
+
+
+def test_release_tears_down_only_a_group_set_up_by_active(tmp_path):
+    from basinscope.surface import distributed as D
+
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        D.release()  # the caller's own group stays for the caller
+        assert torch.distributed.is_initialized()
+        D._OWNED = True  # as active() marks a group it initialized from torchrun's environment
+        D.release()
+        assert not torch.distributed.is_initialized() and not D._OWNED
+    finally:
+        D._OWNED = False
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

@@ -11,7 +11,9 @@ Each point is computed by the same code from the same inputs as in one process, 
 
 If torch.distributed is not initialized but ``WORLD_SIZE > 1`` is set (torchrun sets it), the process group
 is initialized here: ``gloo`` for CPU objectives, ``nccl`` for CUDA ones. It is left initialized for later
-surfaces; call :func:`shutdown` at the end of the script to tear it down.
+surfaces; call :func:`shutdown` at the end of the script to tear it down. The command line calls
+:func:`release` when a command ends, which tears down a group set up here (and no other): a gloo group left
+for the interpreter's exit can abort the process while its worker threads are destroyed.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import torch
 
 from .. import _data_parallel as DP
 
-__all__ = ["active", "barrier", "rank_and_world", "shutdown", "sum_across"]
+__all__ = ["active", "barrier", "rank_and_world", "release", "shutdown", "sum_across"]
+
+_OWNED = False  # whether active() initialized the default process group
 
 
 def _dist():
@@ -48,6 +52,8 @@ def active(device: torch.device, enabled: bool | None = None) -> bool:
     if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     dist.init_process_group(backend=backend)
+    global _OWNED
+    _OWNED = True
     return True
 
 
@@ -70,6 +76,22 @@ def barrier(device: torch.device) -> None:
 
 
 def shutdown() -> None:
-    """Destroy the default process group if one is initialized."""
+    """Destroy the default process group if one is initialized, after every rank has reached this call."""
+    _destroy(meet=True)
+
+
+def release() -> None:
+    """Destroy the default process group if :func:`active` initialized it; a caller's own group is kept.
+
+    No rank waits for the others (a command may end with an error on one rank only)."""
+    if _OWNED:
+        _destroy(meet=False)
+
+
+def _destroy(meet: bool) -> None:
+    global _OWNED
     if torch.distributed.is_available() and _dist().is_initialized():
+        if meet and _dist().get_world_size() > 1:
+            _dist().barrier()
         _dist().destroy_process_group()
+    _OWNED = False
