@@ -13,7 +13,7 @@ from .. import style
 from .result import ExperimentResult
 from .stats import t_half_width
 
-__all__ = ["accuracy_vs_budget", "mean_interval", "table2_bars"]
+__all__ = ["accuracy_vs_budget", "mean_interval", "table2_bars", "train_loss_vs_budget"]
 
 COLOURS = {"SGD": "#440154", "SGD-SALR": "#21918c", "SGD-SALR (released)": "#b5de2b"}  # viridis
 
@@ -31,9 +31,12 @@ def _chance_filled(row: dict[str, list], classes: int = 10) -> list[float]:
     return [100.0 / classes if d else 100.0 * a for a, d in zip(row["test_accuracy"], row["diverged"])]
 
 
-def accuracy_vs_budget(result: ExperimentResult, folder: Path) -> dict[str, Path]:
+def accuracy_vs_budget(
+    result: ExperimentResult, folder: Path, filename: str = "salr_budget_accuracy.png"
+) -> dict[str, Path]:
     """Per model: test accuracy (mean and 95 % interval over seeds) of every method against the budget, and below
-    it the paired difference of each SALR variant − SGD with its 95 % interval (the claims)."""
+    it the paired difference of each SALR variant − SGD with its 95 % interval (the claims whose text names the
+    model as ``(model, ...``)."""
     budgets = result.settings["budgets"]
     models = result.settings["models"]
     fig, axes = style.new_figure(2, len(models), figsize=(4.6 * len(models), 6.0), squeeze=False)
@@ -41,7 +44,7 @@ def accuracy_vs_budget(result: ExperimentResult, folder: Path) -> dict[str, Path
         for j, model in enumerate(models):
             top, bottom = axes[0][j], axes[1][j]
             for label, rows in result.numbers[model].items():
-                if label == "convergence":
+                if label in ("convergence", "converged_at"):
                     continue
                 stats_ = [mean_interval(_chance_filled(rows[str(b)])) for b in budgets]
                 m = [x for x, _ in stats_]
@@ -67,7 +70,7 @@ def accuracy_vs_budget(result: ExperimentResult, folder: Path) -> dict[str, Path
             style.apply_scale(bottom, budgets, axis="x")
         style.finish(fig)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "salr_budget_accuracy.png"
+    path = folder / filename
     style.save(fig, path)
     return {"SGD against SGD-SALR: test accuracy against gradient calls": path}
 
@@ -103,3 +106,33 @@ def style_colour(i: int, n: int) -> Any:
     from matplotlib import colormaps
 
     return colormaps[style.CMAP](i / max(1, n - 1) * 0.9)
+
+
+def train_loss_vs_budget(result: ExperimentResult, folder: Path) -> dict[str, Path]:
+    """Per model: full training loss (mean and 95 % interval over the seeds that did not diverge) of every method
+    against the budget — where a curve flattens, that method has converged."""
+    budgets = result.settings["budgets"]
+    models = result.settings["models"]
+    fig, axes = style.new_figure(1, len(models), figsize=(4.6 * len(models), 3.4), squeeze=False)
+    with style.context():
+        for j, model in enumerate(models):
+            ax = axes[0][j]
+            for label, rows in result.numbers[model].items():
+                if label in ("convergence", "converged_at"):
+                    continue
+                stats_ = [
+                    mean_interval([v for v, d in zip(rows[str(b)]["train_loss"], rows[str(b)]["diverged"]) if not d])
+                    for b in budgets
+                ]
+                ax.errorbar(budgets, [m for m, _ in stats_], yerr=[h for _, h in stats_], marker="o", capsize=3,
+                            label=label, color=COLOURS.get(label))  # fmt: skip
+            ax.set_title(f"{model}: full training loss")
+            ax.set_ylabel("training loss (mean, 95 % interval)")
+            ax.set_xlabel("gradient calls (probe steps counted)")
+            ax.legend(loc="upper right")
+            style.apply_scale(ax, budgets, axis="x")
+        style.finish(fig)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "salr_convergence_train_loss.png"
+    style.save(fig, path)
+    return {"SGD and SGD-SALR: training loss against gradient calls": path}

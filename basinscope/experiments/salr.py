@@ -69,8 +69,17 @@ PAPER_GAIN = f"Table I, All-CNN-BN: SGD {PAPER_TABLE1['SGD']} %, SGD-SALR {PAPER
 class _Runner:
     """The runs of one experiment call: data, store, seeds, the outer progress bar."""
 
-    def __init__(self, size: str, out_dir: Path, seeds: Sequence[int], progress: bool, total: int, desc: str):
-        self.s: SizeSettings = SIZE_SETTINGS[size]
+    def __init__(
+        self,
+        size: str,
+        out_dir: Path,
+        seeds: Sequence[int],
+        progress: bool,
+        total: int,
+        desc: str,
+        settings: SizeSettings | None = None,
+    ):
+        self.s: SizeSettings = SIZE_SETTINGS[size] if settings is None else settings
         self.train, self.test, self.classes = load_data(self.s)
         self.store = RunStore(Path(out_dir).parent / "salr-runs")
         self.seeds = list(seeds)
