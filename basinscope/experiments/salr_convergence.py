@@ -44,7 +44,7 @@ from .._threads import torch_threads
 from . import register, register_figures
 from ._salr_setup import CONVERGENCE_SETTINGS, PAPER_TABLE4, SizeSettings
 from .result import Claim, ExperimentResult, claim
-from .salr import _ROW, BUDGET_LABELS, LADDERS, _accuracy, _docs, _mean, _Runner, _settings
+from .salr import BUDGET_LABELS, LADDERS, _accuracy, _collect, _docs, _gain_claim, _mean, _Runner, _settings
 
 __all__ = ["CONVERGED_WITHIN", "salr_convergence"]
 
@@ -71,16 +71,7 @@ def salr_convergence(*, seeds: Sequence[int], size: str, out_dir: Path, progress
         closing(_Runner(size, out_dir, seeds, progress, total, "salr-convergence", settings=s)) as r,
     ):
         for model in s.models:
-            per: dict[str, dict[str, dict[str, list]]] = {lab: {} for lab in BUDGET_LABELS}
-            for seed in r.seeds:
-                for label in BUDGET_LABELS:
-                    for b in s.budgets:
-                        doc, _, _ = r.point(model, label, b, seed)
-                        row = per[label].setdefault(str(b), {k: [] for k in _ROW})
-                        for k in _ROW:
-                            row[k].append(doc.get(k))
-                        if label not in LADDERS or b == max(s.budgets):
-                            r.bar.update(1)
+            per = _collect(r, model)
             converged_at: dict[str, int | None] = {}
             for label in LADDERS:
                 converged_at[label] = None
@@ -92,7 +83,7 @@ def salr_convergence(*, seeds: Sequence[int], size: str, out_dir: Path, progress
                             converged_at[label] = b1
             for label in LADDERS:
                 for b in s.budgets:
-                    claims.append(_gain_claim(per, model, label, b, r.classes))
+                    claims.append(_gain_claim(per, model, label, b, r.classes, PAPER_TABLE4_TEXT))
             first, last = str(s.budgets[0]), str(s.budgets[-1])
             claims.append(_trend_claim(per["SGD"], model, "SGD", first, last, "less", r.classes))
             for label in LADDERS:
@@ -136,25 +127,6 @@ def _converged_claim(rows: dict[str, dict[str, list]], model: str, label: str, b
         (f"at {b1:,}", [0.0] * len(change)),
         "equal",
         margin=CONVERGED_WITHIN,
-        note=note,
-    )
-
-
-def _gain_claim(per: dict[str, Any], model: str, label: str, b: int, classes: int) -> Claim:
-    """Test accuracy of ``label`` − SGD's at budget ``b`` > 0, in points (Table IV's comparison)."""
-    a = [_accuracy(d, classes) for d in _docs(per[label][str(b)])]
-    g = [_accuracy(d, classes) for d in _docs(per["SGD"][str(b)])]
-    div = sum(per[label][str(b)]["diverged"]) + sum(per["SGD"][str(b)]["diverged"])
-    note = f"here: {label} {_mean(a):.2f} %, SGD {_mean(g):.2f} % (means over {len(a)} seeds)"
-    if div:
-        note += f"; {div} diverged run(s) counted at chance ({100 / classes:.0f} %)"
-    return claim(
-        f"{label} beats SGD at equal gradient calls ({model}, {b} calls)",
-        PAPER_TABLE4_TEXT,
-        "test accuracy, % (difference in points)",
-        (label, a),
-        ("SGD", g),
-        "greater",
         note=note,
     )
 
