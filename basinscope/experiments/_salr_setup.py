@@ -183,8 +183,8 @@ CONVERGENCE_SETTINGS: dict[str, SizeSettings] = {
         budgets=(1280, 2560, 5120),
         table2_budget=1280,
         why=(
-            "a shorter ladder for a quick look (about 6 minutes of CPU for 5 seeds, measured): 6.8, 13.6 and "
-            "27 epochs of SGD-SALR; the full size starts at the paper's 40 epochs"
+            "a shorter ladder for a quick look (5 seeds: 387 s of CPU time, measured): 6.8, 13.6 and 27 epochs "
+            "of SGD-SALR; the full size starts at the paper's 40 epochs"
         ),
     ),
     "full": dataclasses.replace(
