@@ -29,6 +29,7 @@ def test_claims_cover_every_doubling_budget_and_trend(result):
     assert ExperimentResult.load(out / "salr-convergence" / "result.json") == res
     budgets = CONVERGENCE_SETTINGS["quick"].budgets
     assert res.settings["budgets"] == list(budgets) and res.settings["converged_within_percent"] == CONVERGED_WITHIN
+    assert res.settings["uniform_loss"] == pytest.approx(math.log(10))
     texts = [c.text for c in res.claims]
     for label in ("SGD-SALR", "SGD-SALR (released)"):
         for b in budgets[:-1]:
@@ -79,6 +80,9 @@ def test_converged_claim_verdicts_and_diverged_seeds():
     dropped = _converged_claim(rows([1.0, 2.0, 4.0], [1.0, 2.0, 1.0], (False, False, True)), MODEL, "X", 48, 96)
     assert dropped.interval.n == 2 and "1 seed(s) with a diverged run left out" in dropped.note
     assert _converged_claim(rows([1.0, 2.0, 4.0], [1.0, 2.0, 4.0], (True, True, False)), MODEL, "X", 48, 96) is None
+    blown = _converged_claim(rows([1.0, 2.0, 4.0], [1.0, 2.0, 1e14]), MODEL, "X", 48, 96, uniform_loss=math.log(10))
+    assert blown.interval.n == 3 and blown.verdict == "inconclusive"  # kept: the change is huge, nothing is decided
+    assert "1 seed(s) blew up (a training loss above the uniform guess's 2.3, finite) and are kept" in blown.note
     # the same interval as claim() on the relative changes against zero
     ref = claim("t", "p", "m", ("a", [10.0, -5.0, -10.0 / 4]), ("b", [0.0] * 3), "equal", margin=1.0)
     mine = _converged_claim(rows([1.0, 2.0, 4.0], [1.1, 1.9, 3.9]), MODEL, "X", 48, 96)

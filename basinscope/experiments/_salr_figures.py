@@ -109,10 +109,12 @@ def style_colour(i: int, n: int) -> Any:
 
 
 def train_loss_vs_budget(result: ExperimentResult, folder: Path) -> dict[str, Path]:
-    """Per model: full training loss (mean and 95 % interval over the seeds that did not diverge) of every method
-    against the budget — where a curve flattens, that method has converged."""
+    """Per model: full training loss (mean and 95 % interval over the seeds that neither diverged nor blew up —
+    a loss above ``settings["uniform_loss"]``, a uniform guess's; the legend counts those left out) of every
+    method against the budget — where a curve flattens, that method has converged."""
     budgets = result.settings["budgets"]
     models = result.settings["models"]
+    limit = result.settings.get("uniform_loss", math.inf)
     fig, axes = style.new_figure(1, len(models), figsize=(4.6 * len(models), 3.4), squeeze=False)
     with style.context():
         for j, model in enumerate(models):
@@ -120,12 +122,15 @@ def train_loss_vs_budget(result: ExperimentResult, folder: Path) -> dict[str, Pa
             for label, rows in result.numbers[model].items():
                 if label in ("convergence", "converged_at"):
                     continue
-                stats_ = [
-                    mean_interval([v for v, d in zip(rows[str(b)]["train_loss"], rows[str(b)]["diverged"]) if not d])
+                kept = [
+                    [v for v, d in zip(rows[str(b)]["train_loss"], rows[str(b)]["diverged"]) if not d and v <= limit]
                     for b in budgets
                 ]
+                stats_ = [mean_interval(v) for v in kept]
+                out = sum(len(rows[str(b)]["train_loss"]) - len(v) for b, v in zip(budgets, kept))
+                name = label if not out else f"{label} ({out} runs diverged or blew up, left out)"
                 ax.errorbar(budgets, [m for m, _ in stats_], yerr=[h for _, h in stats_], marker="o", capsize=3,
-                            label=label, color=COLOURS.get(label))  # fmt: skip
+                            label=name, color=COLOURS.get(label))  # fmt: skip
             ax.set_title(f"{model}: full training loss")
             ax.set_ylabel("training loss (mean, 95 % interval)")
             ax.set_xlabel("gradient calls (probe steps counted)")

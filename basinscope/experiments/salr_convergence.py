@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from contextlib import closing
@@ -76,7 +77,7 @@ def salr_convergence(*, seeds: Sequence[int], size: str, out_dir: Path, progress
             for label in LADDERS:
                 converged_at[label] = None
                 for b1, b2 in zip(s.budgets[:-1], s.budgets[1:]):
-                    c = _converged_claim(per[label], model, label, b1, b2)
+                    c = _converged_claim(per[label], model, label, b1, b2, math.log(r.classes))
                     if c is not None:
                         claims.append(c)
                         if converged_at[label] is None and c.verdict == "reproduces":
@@ -91,6 +92,7 @@ def salr_convergence(*, seeds: Sequence[int], size: str, out_dir: Path, progress
             numbers[model] = {**per, "converged_at": converged_at}
     settings = _settings(s, BUDGET_LABELS, s.budgets)
     settings["converged_within_percent"] = CONVERGED_WITHIN
+    settings["uniform_loss"] = math.log(r.classes)  # a training loss above it: the run blew up
     return ExperimentResult(
         "salr-convergence",
         "SALR paper, §VI-A and Table IV: where SGD-SALR converges, and SGD against SGD-SALR at longer budgets "
@@ -104,20 +106,30 @@ def salr_convergence(*, seeds: Sequence[int], size: str, out_dir: Path, progress
     )
 
 
-def _converged_claim(rows: dict[str, dict[str, list]], model: str, label: str, b1: int, b2: int) -> Claim | None:
+def _converged_claim(
+    rows: dict[str, dict[str, list]], model: str, label: str, b1: int, b2: int, uniform_loss: float | None = None
+) -> Claim | None:
     """``label``'s training loss changes by less than :data:`CONVERGED_WITHIN` % from ``b1`` to ``b2`` calls
-    (paired relative change over the seeds where neither point diverged; ``None`` under 2 such seeds)."""
+    (paired relative change over the seeds where neither point diverged; ``None`` under 2 such seeds). Seeds whose
+    loss exceeds ``uniform_loss`` (ln C, a uniform guess's) are kept and named in the note as blown up."""
     r1, r2 = rows[str(b1)], rows[str(b2)]
     keep = [i for i, (x, y) in enumerate(zip(r1["diverged"], r2["diverged"])) if not (x or y)]
     if len(keep) < 2:
         return None
     change = [100.0 * (r2["train_loss"][i] - r1["train_loss"][i]) / r1["train_loss"][i] for i in keep]
     note = (
-        f"here: training loss {_mean([r1['train_loss'][i] for i in keep]):.4f} at {b1:,} calls, "
-        f"{_mean([r2['train_loss'][i] for i in keep]):.4f} at {b2:,} (means over {len(keep)} seeds)"
+        f"here: training loss {_mean([r1['train_loss'][i] for i in keep]):.4g} at {b1:,} calls, "
+        f"{_mean([r2['train_loss'][i] for i in keep]):.4g} at {b2:,} (means over {len(keep)} seeds)"
     )
     if len(keep) < len(r1["diverged"]):
         note += f"; {len(r1['diverged']) - len(keep)} seed(s) with a diverged run left out"
+    if uniform_loss is not None:
+        blown = sum(1 for i in keep if max(r1["train_loss"][i], r2["train_loss"][i]) > uniform_loss)
+        if blown:
+            note += (
+                f"; {blown} seed(s) blew up (a training loss above the uniform guess's {uniform_loss:.3g}, finite) "
+                "and are kept"
+            )
     return claim(
         f"{label} has converged by {b1:,} calls on {model}: its training loss changes by less than "
         f"{CONVERGED_WITHIN:g} % when the budget doubles",
