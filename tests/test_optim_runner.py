@@ -243,3 +243,69 @@ def test_history_plot_plotly(tmp_path):
     assert png.stat().st_size > 0 and not png.is_symlink() and victim.read_text() == "precious"
     with pytest.raises(ValueError, match="backend: expected one of 'matplotlib', 'plotly', got 'bokeh'"):
         res.plot(backend="bokeh")
+
+
+def test_entropy_sgd_outer_rate_drops_by_the_factor_every_epochs():
+    """SALR paper §VI-A: Entropy-SGD's outer rate 1 "drops by a factor of 5 every four epochs" (an epoch: one
+    outer step per minibatch). 40 examples in batches of 8: 5 outer steps per epoch, so a drop every 10 at 2."""
+    x, y = _data()
+    res = train("entropy-sgd", _net(), (x, y), budget=5 * 23, batch_size=8, progress=False, seed=3,
+                lr=1.0, lr_drop_every=2, lr_drop_factor=5.0, langevin_steps=5)  # fmt: skip
+    expected = [1.0 / 5.0 ** (i // 10) for i in range(23)]  # by hand: 1 for steps 0–9, 0.2 for 10–19, 0.04 after
+    assert res.iterations == 23 and res.history["lr"].tolist() == pytest.approx(expected, rel=1e-12)
+    const = train("entropy-sgd", _net(), (x, y), budget=5 * 23, batch_size=8, progress=False, seed=3, lr=1.0)
+    assert const.history["lr"].tolist() == [1.0] * 23  # the default keeps the rate (lr_drop_every=None)
+    assert res.history["lr"][:10].tolist() == const.history["lr"][:10].tolist()
+
+
+def test_entropy_sgd_rate_drop_resumes_bit_identically(tmp_path):
+    x, y = _data()
+    opts = dict(lr=0.5, lr_drop_every=1, lr_drop_factor=2.0, langevin_steps=2, noise=1e-3)
+    full = _net(dropout=0.2)
+    ref = train("entropy-sgd", full, (x, y), budget=48, batch_size=8, progress=False, seed=3, **opts)
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(_Kill):
+        train("entropy-sgd", _net(dropout=0.2), (x, y), budget=48, batch_size=8, progress=False, seed=3,
+              checkpoint=ckpt, checkpoint_every=3, callback=_killer(13), **opts)  # fmt: skip
+    fresh = _net(seed=9, dropout=0.2)
+    res = train("entropy-sgd", fresh, (x, y), budget=48, batch_size=8, progress=False, seed=3, checkpoint=ckpt, **opts)
+    for (n, a), (_, b) in zip(full.state_dict().items(), fresh.state_dict().items()):
+        assert torch.equal(a, b), n
+    assert torch.equal(res.history["lr"], ref.history["lr"]) and len(set(ref.history["lr"].tolist())) == 5
+
+
+def test_entropy_sgd_rate_drop_errors():
+    x, y = _data()
+    for kwargs, match in [
+        (dict(lr_drop_every=0), r"^lr_drop_every: expected"),
+        (dict(lr_drop_every=1.5), r"^lr_drop_every: expected"),
+        (dict(lr_drop_every=2, lr_drop_factor=0.0), r"^lr_drop_factor: expected"),
+    ]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            train("entropy-sgd", _net(), (x, y), budget=20, batch_size=8, progress=False, **kwargs)
+
+    class Endless:  # re-iterable without len(): an epoch is unknown
+        def __iter__(self):
+            return iter([(x[:8], y[:8])] * 100)
+
+    endless = Endless()
+    with pytest.raises(ValueError, match=r"^lr_drop_every: expected a train_data with len\(\)"):
+        train("entropy-sgd", _net(), endless, budget=20, batch_size=8, progress=False, lr_drop_every=1)
+    with pytest.raises(ValueError, match=r"options of 'entropy-sgd-salr'"):  # SALR sets that rate itself
+        train("entropy-sgd-salr", _net(), (x, y), budget=20, batch_size=8, progress=False, lr_drop_every=1)
+
+
+def test_entropy_sgd_checkpoint_from_before_the_drop_resumes(tmp_path):
+    """A checkpoint written before the drop options existed (its settings lack them) resumes as a constant rate."""
+    x, y = _data()
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(_Kill):
+        train("entropy-sgd", _net(), (x, y), budget=40, batch_size=8, progress=False, seed=3, checkpoint=ckpt,
+              checkpoint_every=2, callback=_killer(5))  # fmt: skip
+    state = torch.load(ckpt, weights_only=True)
+    for k in ("lr_drop_every", "lr_drop_factor"):
+        del state["settings"][k]
+    torch.save(state, ckpt)
+    ref = train("entropy-sgd", _net(), (x, y), budget=40, batch_size=8, progress=False, seed=3)
+    res = train("entropy-sgd", _net(), (x, y), budget=40, batch_size=8, progress=False, seed=3, checkpoint=ckpt)
+    assert torch.equal(res.history["lr"], ref.history["lr"]) and res.iterations == ref.iterations

@@ -48,6 +48,8 @@ class Run:
         self.samples: list[dict] | ParamFiles = [] if samples_dir is None else ParamFiles([], samples_dir)
         self.sample_rounds: list[int] = []
         self.round_averages: list[dict] | ParamFiles = [] if samples_dir is None else ParamFiles([], samples_dir)
+        if o.get("lr_drop_every") is not None and source.epoch_batches is None:
+            fail("lr_drop_every", "a train_data with len() (the drop is counted in epochs)", o["lr_drop_every"])
         if self.swa:
             self.pre = round(o["swa_start"] * budget)
             self.k = o["rounds"]
@@ -73,6 +75,10 @@ class Run:
 
     def lr_for(self, key: str, i: int) -> float | None:
         o = self.o
+        if self.method == "entropy-sgd" and o["lr_drop_every"] is not None:
+            # SALR paper §VI-A: the outer rate "drops by a factor of 5 every four epochs"; an epoch of Entropy-SGD
+            # is one outer step per minibatch of the training set (40 such epochs match SGD's 200 in calls)
+            return o["lr"] / o["lr_drop_factor"] ** (i // (o["lr_drop_every"] * self.source.epoch_batches))
         if self.method == "sgd" and o["schedule"] == "pre_swa":
             low = o["lr_low"] if o["lr_low"] is not None else 0.01 * o["lr"]
             return pre_swa_lr(i, self.budget, high=o["lr"], low=low)

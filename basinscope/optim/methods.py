@@ -40,6 +40,7 @@ _SALR.update(restore_walk=None, probe_eval_mode=False)
 # settings keys added with the variants, as a run from before them had them (older checkpoints resume)
 _SALR_BEFORE_VARIANTS = dict(variant="paper", walk_lr=None, walk_clamp=None, band=None)
 _SALR_BEFORE_VARIANTS.update(restore_walk=True, probe_eval_mode=False)
+_ENTROPY_BEFORE_DROP = dict(lr_drop_every=None, lr_drop_factor=5.0)  # a run from before the drop had a constant rate
 _ENTROPY = dict(langevin_steps=5, langevin_lr=0.1, noise=1e-4, entropy_gamma=0.03, scoping=1e-3, alpha=0.75)
 _SWA = dict(lr=0.05, swa_lr=0.01, swa_lr_min=None, swa_start=0.5, c=None, rounds=None, momentum=0.0, weight_decay=0.0)
 
@@ -52,7 +53,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "salr-sgd": dict(lr=0.05, momentum=0.0, weight_decay=0.0, **_SALR),
     "salr-adam": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, **_SALR),
     "sam": dict(lr=0.05, momentum=0.0, weight_decay=0.0, rho=0.05, adaptive=False),
-    "entropy-sgd": dict(lr=1.0, weight_decay=0.0, **_ENTROPY),
+    # lr_drop_every: the outer rate is divided by lr_drop_factor every that many epochs (None: constant)
+    "entropy-sgd": dict(lr=1.0, weight_decay=0.0, lr_drop_every=None, lr_drop_factor=5.0, **_ENTROPY),
     "entropy-sgd-salr": dict(lr=1.0, weight_decay=0.0, **_ENTROPY, **_SALR),
 }
 METHODS = tuple(DEFAULTS)
@@ -95,6 +97,10 @@ def resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
         o.update(resolve_salr_options(**{k: o[k] for k in _SALR if k != "c"}))
     if method == "sam":
         check_positive("rho", o["rho"])
+    if method == "entropy-sgd":
+        if o["lr_drop_every"] is not None:
+            check_int("lr_drop_every", o["lr_drop_every"], minimum=1)
+        check_positive("lr_drop_factor", o["lr_drop_factor"])
     if "langevin_steps" in o:
         check_int("langevin_steps", o["langevin_steps"], minimum=1)
         check_positive("entropy_gamma", o["entropy_gamma"])
@@ -106,8 +112,13 @@ def _salr_kwargs(o: dict[str, Any]) -> dict[str, Any]:
 
 
 def upgrade_settings(method: str, settings: Any) -> Any:
-    """A checkpoint's settings with the SALR keys added since it was written, at the values it ran with."""
-    if not (isinstance(settings, dict) and method in DEFAULTS and "n_descent" in DEFAULTS[method]):
+    """A checkpoint's settings with the keys added since it was written (SALR variants, Entropy-SGD's rate drop),
+    at the values it ran with."""
+    if not (isinstance(settings, dict) and method in DEFAULTS):
+        return settings
+    if method == "entropy-sgd":
+        return {**_ENTROPY_BEFORE_DROP, **settings}
+    if "n_descent" not in DEFAULTS[method]:
         return settings
     return {**_SALR_BEFORE_VARIANTS, **settings}
 
