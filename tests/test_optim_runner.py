@@ -213,6 +213,22 @@ def test_disk_samples_resume_equals_uninterrupted(tmp_path):
         train("dswa", _net(), (x, y), checkpoint=ckpt, samples_dir=tmp_path / "s", **opts)
 
 
+def test_stale_sample_temporaries_are_removed_when_a_run_starts(tmp_path):
+    """A run killed inside an atomic write leaves ``.sample_NNNNN.pt.<random>.tmp``; the next run on the folder
+    removes those (and round ones), and nothing else."""
+    x, y = _data()
+    folder = tmp_path / "s"
+    folder.mkdir()
+    stale = [folder / ".sample_00002.pt.k3j2_x.tmp", folder / ".round_0.pt.ab12cd.tmp"]
+    kept = [folder / "notes.txt", folder / ".other.pt.ab12cd.tmp", folder / "sample_00009.pt.tmp"]
+    for f in stale + kept:
+        f.write_bytes(b"half-written")
+    res = train("swa", _net(), (x, y), budget=16, batch_size=8, progress=False, seed=3, c=2, samples_dir=folder)
+    assert len(res.samples) > 0 and all(not f.exists() for f in stale)
+    assert all(f.read_bytes() == b"half-written" for f in kept)
+    assert sorted(folder.glob(".*.tmp")) == [folder / ".other.pt.ab12cd.tmp"]
+
+
 def test_samples_dir_errors(tmp_path):
     x, y = _data()
     with pytest.raises(ValueError, match=r"samples_dir: expected None for method 'sgd' \(only SWA methods"):

@@ -25,6 +25,17 @@ class NonFiniteLossError(FloatingPointError, RuntimeError):
     """The training loss (or the weights) became NaN or infinite: the run diverged."""
 
 
+def _remove_stale_sample_temporaries(folder: Path) -> None:
+    """Delete what killed writes of sample/round files left in ``folder`` (``.sample_NNNNN.pt.*.tmp``,
+    ``.round_N.pt.*.tmp``: the temporaries of :func:`~basinscope._atomic.atomic_write_bytes`); nothing else."""
+    if not folder.is_dir():
+        return
+    for pattern in (".sample_[0-9]*.pt.*.tmp", ".round_[0-9]*.pt.*.tmp"):
+        for q in folder.glob(pattern):
+            if q.is_file() and not q.is_symlink():
+                q.unlink(missing_ok=True)
+
+
 class Run:
     """The state of one run: iteration, spent calls, optimizer, history, SWA averages; one :meth:`step` per
     iteration; :meth:`state`/:meth:`load` for checkpoints."""
@@ -45,6 +56,8 @@ class Run:
         self.tests: dict[str, list] = {"test_iteration": [], "test_loss": [], "test_error": []}
         self.swa = method in SWA_METHODS
         self.averager = WeightAverager()
+        if samples_dir is not None:
+            _remove_stale_sample_temporaries(Path(samples_dir))
         self.samples: list[dict] | ParamFiles = [] if samples_dir is None else ParamFiles([], samples_dir)
         self.sample_rounds: list[int] = []
         self.round_averages: list[dict] | ParamFiles = [] if samples_dir is None else ParamFiles([], samples_dir)
