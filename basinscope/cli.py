@@ -283,13 +283,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._threads import torch_threads
 
         # --quiet silences every bar made while the command runs, also those of code not told about it
-        from .surface.distributed import release
-
         try:
             with torch_threads(getattr(args, "threads", None)), quiet(getattr(args, "quiet", False)), _out_dir(args):
                 return _COMMANDS[args.command](args)
         finally:
-            release()  # a process group set up for this command is torn down while the interpreter is alive
+            # a process group set up for this command is torn down while the interpreter is alive (only the module
+            # that sets groups up can have done so: not imported, nothing to do)
+            dist_mod = sys.modules.get("basinscope.surface.distributed")
+            if dist_mod is not None:
+                dist_mod.release()
     except KeyboardInterrupt:
         _say(f"{PROG}: interrupted")
         return 130
