@@ -25,7 +25,7 @@ Example:
     >>> with context():
     ...     fig, ax = new_figure()
     ...     _ = ax.plot([0, 1], [2.2906, 2.2911])
-    ...     finish(fig)
+    ...     _ = finish(fig)
 """
 
 from __future__ import annotations

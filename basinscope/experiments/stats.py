@@ -39,9 +39,16 @@ class Interval:
     method: str = "t"
 
     def format(self, scale: float = 1.0, digits: int = 2) -> str:
-        """``"+1.23 [0.45, 2.01]"`` (scaled, e.g. by 100 for percentage points)."""
+        """``"+1.23 [0.45, 2.01]"`` (scaled, e.g. by 100 for percentage points); magnitudes of 10⁶ and more (a run
+        that blew up) in scientific notation with ``digits + 1`` significant digits.
+
+        Example:
+            >>> Interval(8.07e15, -1.43e16, 3.05e16, 5).format()
+            '+8.07e+15 [-1.43e+16, +3.05e+16]'
+        """
         m, lo, hi = (v * scale for v in (self.mean, self.low, self.high))
-        return f"{m:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+        spec = f"+.{digits + 1}g" if max(abs(m), abs(lo), abs(hi)) >= 1e6 else f"+.{digits}f"
+        return f"{m:{spec}} [{lo:{spec}}, {hi:{spec}}]"
 
 
 def _paired(
