@@ -203,3 +203,24 @@ def test_thread_count_restored_when_the_experiment_fails_to_start(name, tmp_path
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_table2_figure_keeps_an_outlier_off_scale(results, tmp_path, monkeypatch):
+    """A run that blew up (a collapsed Ŝ thousands of times the others) is written at the top, not drawn to scale."""
+    import dataclasses
+
+    import matplotlib
+
+    from basinscope.experiments._salr_figures import off_scale, table2_bars
+
+    assert off_scale([(30.0, 5.0), (45.0, 6.0), (6667.0, 28684.0), (27.0, 6.0)]) == [2]
+    assert off_scale([(30.0, 5.0), (45.0, 6.0), (24.0, 26.0)]) == []  # wide but not far off: drawn as it is
+    table2 = results[2]
+    methods = {k: dict(v) for k, v in table2.numbers["methods"].items()}
+    methods["SAM"]["sharpness"] = [20.0, *methods["SAM"]["sharpness"][1:]]  # 20, not ×10⁻³: blew up
+    res = dataclasses.replace(table2, numbers={**table2.numbers, "methods": methods})
+    drawn = []
+    orig = matplotlib.axes.Axes.text
+    monkeypatch.setattr(matplotlib.axes.Axes, "text", lambda self, *a, **k: drawn.append(a[2]) or orig(self, *a, **k))
+    (path,) = table2_bars(res, tmp_path).values()
+    assert path.is_file() and any("(off scale)" in t for t in drawn)

@@ -87,6 +87,7 @@ def table2_bars(result: ExperimentResult, folder: Path) -> dict[str, Path]:
         colours = [style_colour(i, len(labels)) for i in range(len(labels))]
         left.bar(x, [m for m, _ in sharp], yerr=[h for _, h in sharp], capsize=3, color=colours)
         left.set_ylabel("Ŝ of the final solution, ×10⁻³")
+        _clip_outliers(left, x, sharp)
         right.bar(x, [m for m, _ in acc], yerr=[h for _, h in acc], capsize=3, color=colours)
         right.set_ylabel("test accuracy, %")
         lo = min(m - (h if math.isfinite(h) else 0) for m, h in acc)
@@ -99,6 +100,31 @@ def table2_bars(result: ExperimentResult, folder: Path) -> dict[str, Path]:
     path = folder / "salr_table2.png"
     style.save(fig, path)
     return {"Table II: sharpness and accuracy of the final solutions": path}
+
+
+def off_scale(stats: Sequence[tuple[float, float]], factor: float = 5.0) -> list[int]:
+    """Indices of the bars whose top (mean + half-width) exceeds ``factor`` × the median top of all bars (a run
+    that blew up, e.g. a collapsed Entropy-SGD-SALR seed with Ŝ = 20): drawn to scale they flatten the rest."""
+    tops = [m + (h if math.isfinite(h) else 0.0) for m, h in stats]
+    finite = [t for t in tops if math.isfinite(t)]
+    if not finite:
+        return []
+    ref = float(np.median(np.abs(finite)))
+    return [i for i, t in enumerate(tops) if math.isfinite(t) and ref > 0 and t > factor * ref]
+
+
+def _clip_outliers(ax: Any, x: np.ndarray, stats: Sequence[tuple[float, float]]) -> None:
+    """Limit ``ax`` to the bars that are not :func:`off_scale`; write each off-scale bar's value at the top."""
+    out = off_scale(stats)
+    inside = [(m, h if math.isfinite(h) else 0.0) for i, (m, h) in enumerate(stats) if i not in out]
+    if not out or not inside:
+        return
+    top = 1.3 * max(m + h for m, h in inside)
+    ax.set_ylim(min(0.0, min(m - h for m, h in inside)), top)
+    for i in out:
+        m, h = stats[i]
+        ax.text(x[i], 0.97 * top, f"{m:.3g} ± {h:.3g}\n(off scale)", ha="center", va="top", fontsize=8,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0})  # fmt: skip
 
 
 def style_colour(i: int, n: int) -> Any:
