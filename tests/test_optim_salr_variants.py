@@ -21,6 +21,7 @@ from basinscope.sharpness import clamped_walk_probe
 from basinscope.sharpness.clamped_walk import clamped_walk_kernel
 
 from .conftest import tiny_bn_net
+from .test_optim_salr import _closure
 
 STEPS = 20
 EPOCH = 4  # batches per epoch: the loop puts the model in train mode at every epoch start
@@ -146,16 +147,6 @@ def _reference_run(model, batches, *, variant, lr, opt, restore_walk, probe_eval
         if variant == "released" and measuring:
             probe_and_rate(x, y)
     return used
-
-
-def _closure(opt, model, x, y):
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        return loss
-
-    return closure
 
 
 def _package_run(model, batches, *, variant, lr, opt, restore_walk, probe_eval_mode, probe=None):
