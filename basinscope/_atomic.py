@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
+import glob
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -57,21 +59,24 @@ def _unlink(tmp: str) -> None:
         os.unlink(tmp)
 
 
-def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+def remove_stale_temporaries(path: str | os.PathLike, *, pattern: str | None = None) -> list[Path]:
     """Delete the temporary files that writes of ``path`` left behind when killed (``.<name>.*.tmp``).
 
     A process killed between creating its temporary file and renaming it (SIGKILL, power loss) cannot remove
     it; resumable computations call this when they start, before their first write of ``path``. Only names of
     the form :func:`atomic_write_bytes` gives the temporaries *of this file* are removed (another file's
-    temporaries, perhaps being written by another process, are left alone); returns them.
+    temporaries, perhaps being written by another process, are left alone); returns them. With ``pattern``
+    (a glob of file names, e.g. ``"sample_[0-9]*.pt"``), ``path`` is the folder and the temporaries of every file
+    whose name matches are removed.
     """
     p = Path(path)
-    if not p.parent.is_dir():
+    folder, name = (p, pattern) if pattern is not None else (p.parent, glob.escape(p.name))
+    if not folder.is_dir():
         return []
     found = [
         q
-        for q in p.parent.iterdir()
-        if q.name.startswith(f".{p.name}.") and q.name.endswith(".tmp") and q.is_file() and not q.is_symlink()
+        for q in folder.iterdir()
+        if fnmatch.fnmatchcase(q.name, f".{name}.*") and q.name.endswith(".tmp") and q.is_file() and not q.is_symlink()
     ]
     for q in found:
         _unlink(str(q))

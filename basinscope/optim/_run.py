@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .._atomic import remove_stale_temporaries
 from .._checks import fail
 from ..objective import Objective
 from ..results import ParamFiles
@@ -23,17 +24,6 @@ _HIST = ("loss", "lr", "sharpness", "grad_calls")
 
 class NonFiniteLossError(FloatingPointError, RuntimeError):
     """The training loss (or the weights) became NaN or infinite: the run diverged."""
-
-
-def _remove_stale_sample_temporaries(folder: Path) -> None:
-    """Delete what killed writes of sample/round files left in ``folder`` (``.sample_NNNNN.pt.*.tmp``,
-    ``.round_N.pt.*.tmp``: the temporaries of :func:`~basinscope._atomic.atomic_write_bytes`); nothing else."""
-    if not folder.is_dir():
-        return
-    for pattern in (".sample_[0-9]*.pt.*.tmp", ".round_[0-9]*.pt.*.tmp"):
-        for q in folder.glob(pattern):
-            if q.is_file() and not q.is_symlink():
-                q.unlink(missing_ok=True)
 
 
 class Run:
@@ -56,8 +46,9 @@ class Run:
         self.tests: dict[str, list] = {"test_iteration": [], "test_loss": [], "test_error": []}
         self.swa = method in SWA_METHODS
         self.averager = WeightAverager()
-        if samples_dir is not None:
-            _remove_stale_sample_temporaries(Path(samples_dir))
+        if samples_dir is not None:  # what killed writes of sample and round files left behind
+            for pattern in ("sample_[0-9]*.pt", "round_[0-9]*.pt"):
+                remove_stale_temporaries(samples_dir, pattern=pattern)
         self.samples: list[dict] | ParamFiles = [] if samples_dir is None else ParamFiles([], samples_dir)
         self.sample_rounds: list[int] = []
         self.round_averages: list[dict] | ParamFiles = [] if samples_dir is None else ParamFiles([], samples_dir)
